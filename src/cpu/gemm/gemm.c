@@ -1,0 +1,72 @@
+/* The GEMM driver: packing and the loops around the microkernel, for one task tile.
+ * f32 and f64 share the code through gemm_tile.inc. */
+#include "gemm.h"
+
+#include "../convert.h"
+
+#include <string.h>
+
+static const alloy__gemm_blocking *blocking(const alloy__cpu_kernels *kt, int f64)
+{
+    return f64 ? &kt->f64 : &kt->f32;
+}
+
+static size_t round64(size_t x) { return (x + 63) & ~(size_t)63; }
+
+void alloy__gemm_max_tile(const alloy__cpu_kernels *kt, int f64, int64_t *mt, int64_t *nt)
+{
+    *mt = blocking(kt, f64)->mc;
+    *nt = blocking(kt, f64)->nc;
+}
+
+size_t alloy__gemm_scratch(const alloy__cpu_kernels *kt, int f64)
+{
+    const alloy__gemm_blocking *bk = blocking(kt, f64);
+    size_t es = f64 ? 8 : 4;
+    return round64((size_t)bk->mc * (size_t)bk->kc * es) +
+           round64((size_t)bk->kc * (size_t)bk->nc * es) +
+           round64((size_t)bk->mc * (size_t)bk->nc * es);
+}
+
+static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+static int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+alloy__gemm_tiling alloy__gemm_plan(const alloy__cpu_kernels *kt, int f64, int64_t m, int64_t n,
+                                    int64_t want)
+{
+    const alloy__gemm_blocking *bk = blocking(kt, f64);
+    alloy__gemm_tiling t;
+    t.mt = m < bk->mc ? round_up(m > 0 ? m : 1, bk->mr) : bk->mc;
+    t.nt = n < bk->nc ? round_up(n > 0 ? n : 1, bk->nr) : bk->nc;
+    /* Narrow the tiles (columns first, they are wider) until there are enough. */
+    for (;;) {
+        int64_t tiles = ceil_div(m, t.mt) * ceil_div(n, t.nt);
+        if (tiles >= want)
+            break;
+        if (t.nt > 4 * bk->nr)
+            t.nt = round_up(t.nt / 2, bk->nr);
+        else if (t.mt > 2 * bk->mr)
+            t.mt = round_up(t.mt / 2, bk->mr);
+        else
+            break;
+    }
+    t.tiles_m = m > 0 ? ceil_div(m, t.mt) : 0;
+    t.tiles_n = n > 0 ? ceil_div(n, t.nt) : 0;
+    return t;
+}
+
+#define T float
+#define SUFFIX f32
+#define IS_F64 0
+#include "gemm_tile.inc"
+#undef T
+#undef SUFFIX
+#undef IS_F64
+
+#define T double
+#define SUFFIX f64
+#define IS_F64 1
+#include "gemm_tile.inc"
+#undef T
+#undef SUFFIX
+#undef IS_F64

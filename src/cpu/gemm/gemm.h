@@ -1,0 +1,38 @@
+/* One C tile of a matrix product, computed completely by one task:
+ *   C[i0:i0+mt, j0:j0+nt] = alpha * (A @ B)[tile] + beta * C[tile] + bias[j0:j0+nt]
+ * Used by matmul and by the blocked LU and triangular solves. The product is formed in
+ * a full-precision accumulator in scratch, so f16/bf16 outputs are rounded once. */
+#ifndef ALLOY_CPU_GEMM_H
+#define ALLOY_CPU_GEMM_H
+
+#include "../../core/op.h"
+#include "kernels.h"
+
+typedef struct alloy__gemm_args {
+    int64_t m, n, k;
+    alloy__mat a, b, c; /* addresses absolute, strides in elements */
+    alloy__vec bias;    /* addr 0: none */
+    double alpha, beta; /* alpha 0 never reads A or B; beta 0 never reads C */
+} alloy__gemm_args;
+
+/* Largest tile (rows, columns) a task may pass, and the scratch it needs. `f64` selects
+ * the double kernels; anything else computes in f32. */
+void alloy__gemm_max_tile(const alloy__cpu_kernels *kt, int f64, int64_t *mt, int64_t *nt);
+size_t alloy__gemm_scratch(const alloy__cpu_kernels *kt, int f64);
+
+void alloy__gemm_tile_f32(const alloy__cpu_kernels *kt, const alloy__gemm_args *g, int64_t i0,
+                          int64_t mt, int64_t j0, int64_t nt, void *scratch);
+void alloy__gemm_tile_f64(const alloy__cpu_kernels *kt, const alloy__gemm_args *g, int64_t i0,
+                          int64_t mt, int64_t j0, int64_t nt, void *scratch);
+
+/* A tiling of an m x n output into task tiles, fixed by the shape (and the kernel table's
+ * block sizes): at least `want` tiles where the problem allows without going below a
+ * few microkernel tiles each. */
+typedef struct alloy__gemm_tiling {
+    int64_t mt, nt;         /* tile size */
+    int64_t tiles_m, tiles_n;
+} alloy__gemm_tiling;
+alloy__gemm_tiling alloy__gemm_plan(const alloy__cpu_kernels *kt, int f64, int64_t m, int64_t n,
+                                    int64_t want);
+
+#endif

@@ -1,0 +1,47 @@
+/* Per-ISA GEMM microkernels and their block sizes (BLIS's shape: portable loops and
+ * packing around an MR x NR microkernel; see gemm.c).
+ *
+ * Microkernel contract, the same for every ISA:
+ *   acc[i * ldacc + j] = (accumulate ? acc[i * ldacc + j] : 0)
+ *                        + sum over k = 0 .. kc-1, in that order, of a[k*MR + i] * b[k*NR + j]
+ * for i < MR, j < NR, each step one fused multiply-add. Because the accumulator goes
+ * through memory at full precision between calls, every element of A @ B is the same
+ * chain of FMAs from 0 in k order whatever the block sizes, the tiling or the ISA: all
+ * kernels give bitwise identical products. */
+#ifndef ALLOY_CPU_GEMM_KERNELS_H
+#define ALLOY_CPU_GEMM_KERNELS_H
+
+#include "alloy.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef void (*alloy__ukr_f32)(int64_t kc, const float *a, const float *b, float *acc,
+                               int64_t ldacc, int accumulate);
+typedef void (*alloy__ukr_f64)(int64_t kc, const double *a, const double *b, double *acc,
+                               int64_t ldacc, int accumulate);
+
+typedef struct alloy__gemm_blocking {
+    int mr, nr; /* microkernel tile */
+    int kc;     /* depth of one packed block */
+    int mc, nc; /* largest task tile (multiples of mr, nr) */
+} alloy__gemm_blocking;
+
+typedef struct alloy__cpu_kernels {
+    const char *name;
+    alloy_cpu_kernel id;
+    alloy__gemm_blocking f32, f64;
+    alloy__ukr_f32 ukr_f32;
+    alloy__ukr_f64 ukr_f64;
+} alloy__cpu_kernels;
+
+const alloy__cpu_kernels *alloy__cpu_kernels_portable(void);
+/* NULL when not built for this architecture. */
+const alloy__cpu_kernels *alloy__cpu_kernels_avx2(void);
+const alloy__cpu_kernels *alloy__cpu_kernels_avx512(void);
+
+/* CPU feature flags (with OS support for the register state), never the model. */
+int alloy__cpu_has_avx2_fma(void);
+int alloy__cpu_has_avx512f(void);
+
+#endif

@@ -1,0 +1,97 @@
+/* AVX2 + FMA microkernels: f32 6 x 16 and f64 6 x 8, 12 ymm accumulators each. */
+#include "kernels.h"
+
+#include <immintrin.h>
+
+#define MR 6
+
+#define ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
+
+static void ukr_f32(int64_t kc, const float *a, const float *b, float *acc, int64_t ldacc,
+                    int accumulate)
+{
+#define DECL(i) __m256 c##i##0, c##i##1;
+    ROWS(DECL)
+#undef DECL
+    if (accumulate) {
+#define LOAD(i)                                                                                    \
+    c##i##0 = _mm256_loadu_ps(acc + (i)*ldacc);                                                    \
+    c##i##1 = _mm256_loadu_ps(acc + (i)*ldacc + 8);
+        ROWS(LOAD)
+#undef LOAD
+    } else {
+#define ZERO(i)                                                                                    \
+    c##i##0 = _mm256_setzero_ps();                                                                 \
+    c##i##1 = _mm256_setzero_ps();
+        ROWS(ZERO)
+#undef ZERO
+    }
+    for (int64_t k = 0; k < kc; k++) {
+        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+#define STEP(i)                                                                                    \
+    {                                                                                              \
+        __m256 ai = _mm256_broadcast_ss(a + (i));                                                  \
+        c##i##0 = _mm256_fmadd_ps(ai, b0, c##i##0);                                                \
+        c##i##1 = _mm256_fmadd_ps(ai, b1, c##i##1);                                                \
+    }
+        ROWS(STEP)
+#undef STEP
+        a += MR;
+        b += 16;
+    }
+#define STORE(i)                                                                                   \
+    _mm256_storeu_ps(acc + (i)*ldacc, c##i##0);                                                    \
+    _mm256_storeu_ps(acc + (i)*ldacc + 8, c##i##1);
+    ROWS(STORE)
+#undef STORE
+}
+
+static void ukr_f64(int64_t kc, const double *a, const double *b, double *acc, int64_t ldacc,
+                    int accumulate)
+{
+#define DECL(i) __m256d c##i##0, c##i##1;
+    ROWS(DECL)
+#undef DECL
+    if (accumulate) {
+#define LOAD(i)                                                                                    \
+    c##i##0 = _mm256_loadu_pd(acc + (i)*ldacc);                                                    \
+    c##i##1 = _mm256_loadu_pd(acc + (i)*ldacc + 4);
+        ROWS(LOAD)
+#undef LOAD
+    } else {
+#define ZERO(i)                                                                                    \
+    c##i##0 = _mm256_setzero_pd();                                                                 \
+    c##i##1 = _mm256_setzero_pd();
+        ROWS(ZERO)
+#undef ZERO
+    }
+    for (int64_t k = 0; k < kc; k++) {
+        __m256d b0 = _mm256_load_pd(b), b1 = _mm256_load_pd(b + 4);
+#define STEP(i)                                                                                    \
+    {                                                                                              \
+        __m256d ai = _mm256_broadcast_sd(a + (i));                                                 \
+        c##i##0 = _mm256_fmadd_pd(ai, b0, c##i##0);                                                \
+        c##i##1 = _mm256_fmadd_pd(ai, b1, c##i##1);                                                \
+    }
+        ROWS(STEP)
+#undef STEP
+        a += MR;
+        b += 8;
+    }
+#define STORE(i)                                                                                   \
+    _mm256_storeu_pd(acc + (i)*ldacc, c##i##0);                                                    \
+    _mm256_storeu_pd(acc + (i)*ldacc + 4, c##i##1);
+    ROWS(STORE)
+#undef STORE
+}
+
+static const alloy__cpu_kernels avx2 = {
+    "avx2",
+    ALLOY_CPU_KERNEL_AVX2,
+    {MR, 16, 256, 120, 512},
+    {MR, 8, 256, 96, 256},
+    ukr_f32,
+    ukr_f64,
+};
+
+const alloy__cpu_kernels *alloy__cpu_kernels_avx2(void) { return &avx2; }

@@ -1,0 +1,98 @@
+/* AVX-512F microkernels: f32 12 x 32 and f64 12 x 16, 24 zmm accumulators each.
+ * Per k step: two vector loads of B, twelve broadcasts of A, 24 FMAs. */
+#include "kernels.h"
+
+#include <immintrin.h>
+
+#define MR 12
+
+#define ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+
+static void ukr_f32(int64_t kc, const float *a, const float *b, float *acc, int64_t ldacc,
+                    int accumulate)
+{
+#define DECL(i) __m512 c##i##0, c##i##1;
+    ROWS(DECL)
+#undef DECL
+    if (accumulate) {
+#define LOAD(i)                                                                                    \
+    c##i##0 = _mm512_loadu_ps(acc + (i)*ldacc);                                                    \
+    c##i##1 = _mm512_loadu_ps(acc + (i)*ldacc + 16);
+        ROWS(LOAD)
+#undef LOAD
+    } else {
+#define ZERO(i)                                                                                    \
+    c##i##0 = _mm512_setzero_ps();                                                                 \
+    c##i##1 = _mm512_setzero_ps();
+        ROWS(ZERO)
+#undef ZERO
+    }
+    for (int64_t k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+#define STEP(i)                                                                                    \
+    {                                                                                              \
+        __m512 ai = _mm512_set1_ps(a[i]);                                                          \
+        c##i##0 = _mm512_fmadd_ps(ai, b0, c##i##0);                                                \
+        c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1);                                                \
+    }
+        ROWS(STEP)
+#undef STEP
+        a += MR;
+        b += 32;
+    }
+#define STORE(i)                                                                                   \
+    _mm512_storeu_ps(acc + (i)*ldacc, c##i##0);                                                    \
+    _mm512_storeu_ps(acc + (i)*ldacc + 16, c##i##1);
+    ROWS(STORE)
+#undef STORE
+}
+
+static void ukr_f64(int64_t kc, const double *a, const double *b, double *acc, int64_t ldacc,
+                    int accumulate)
+{
+#define DECL(i) __m512d c##i##0, c##i##1;
+    ROWS(DECL)
+#undef DECL
+    if (accumulate) {
+#define LOAD(i)                                                                                    \
+    c##i##0 = _mm512_loadu_pd(acc + (i)*ldacc);                                                    \
+    c##i##1 = _mm512_loadu_pd(acc + (i)*ldacc + 8);
+        ROWS(LOAD)
+#undef LOAD
+    } else {
+#define ZERO(i)                                                                                    \
+    c##i##0 = _mm512_setzero_pd();                                                                 \
+    c##i##1 = _mm512_setzero_pd();
+        ROWS(ZERO)
+#undef ZERO
+    }
+    for (int64_t k = 0; k < kc; k++) {
+        __m512d b0 = _mm512_load_pd(b), b1 = _mm512_load_pd(b + 8);
+#define STEP(i)                                                                                    \
+    {                                                                                              \
+        __m512d ai = _mm512_set1_pd(a[i]);                                                         \
+        c##i##0 = _mm512_fmadd_pd(ai, b0, c##i##0);                                                \
+        c##i##1 = _mm512_fmadd_pd(ai, b1, c##i##1);                                                \
+    }
+        ROWS(STEP)
+#undef STEP
+        a += MR;
+        b += 16;
+    }
+#define STORE(i)                                                                                   \
+    _mm512_storeu_pd(acc + (i)*ldacc, c##i##0);                                                    \
+    _mm512_storeu_pd(acc + (i)*ldacc + 8, c##i##1);
+    ROWS(STORE)
+#undef STORE
+}
+
+static const alloy__cpu_kernels avx512 = {
+    "avx512",
+    ALLOY_CPU_KERNEL_AVX512,
+    {MR, 32, 256, 144, 512},
+    {MR, 16, 256, 96, 256},
+    ukr_f32,
+    ukr_f64,
+};
+
+const alloy__cpu_kernels *alloy__cpu_kernels_avx512(void) { return &avx512; }
