@@ -103,8 +103,8 @@ typedef struct alloy__norm_op {
     alloy__batch batch;
     int64_t d;
     alloy__vec x, y, gamma, beta; /* gamma, beta: addr 0 when absent */
-    uint64_t mean, rstd;          /* 0 when absent */
-    alloy_dtype stat_dtype;       /* of mean and rstd */
+    uint64_t mean, rstd;          /* 0 when absent; one element per row */
+    alloy_dtype mean_dtype, rstd_dtype;
     double eps;
     int rms;
 } alloy__norm_op;

@@ -15,10 +15,10 @@ const alloy__cpu_op_impl *alloy__cpu_op(alloy__op_kind k)
     switch (k) {
     case ALLOY__OP_COPY: return &alloy__cpu_copy_impl;
     case ALLOY__OP_MATMUL: return &alloy__cpu_matmul_impl;
-    case ALLOY__OP_LU_FACTOR:
-    case ALLOY__OP_LU_SOLVE:
-    case ALLOY__OP_TRIANGULAR_SOLVE:
-    case ALLOY__OP_LAYER_NORM:
+    case ALLOY__OP_LU_FACTOR: return &alloy__cpu_lu_factor_impl;
+    case ALLOY__OP_LU_SOLVE: return &alloy__cpu_lu_solve_impl;
+    case ALLOY__OP_TRIANGULAR_SOLVE: return &alloy__cpu_trsm_impl;
+    case ALLOY__OP_LAYER_NORM: return &alloy__cpu_norm_impl;
     case ALLOY__OP_KIND_COUNT: break;
     }
     return &alloy__cpu_copy_impl;

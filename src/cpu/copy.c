@@ -172,10 +172,13 @@ static void copy_task(const alloy__cpu_exec *ex, alloy__op *op, uint32_t task)
     }
 }
 
-static void copy_end(alloy__cpu_device *cd, alloy__op *op)
+static alloy_status copy_end(alloy__cpu_device *cd, alloy__op *op, char *err, size_t cap)
 {
     (void)cd;
     (void)op;
+    (void)err;
+    (void)cap;
+    return ALLOY_OK;
 }
 
 const alloy__cpu_op_impl alloy__cpu_copy_impl = {copy_check, copy_scratch, copy_begin,

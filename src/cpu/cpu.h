@@ -83,8 +83,10 @@ typedef struct alloy__cpu_op_impl {
      * when the op is complete. */
     uint32_t (*next_phase)(alloy__cpu_device *cd, alloy__op *op);
     void (*run)(const alloy__cpu_exec *x, alloy__op *op, uint32_t task);
-    /* By one thread, when the op is complete (only if begin succeeded). */
-    void (*end)(alloy__cpu_device *cd, alloy__op *op);
+    /* By one thread, when the op is complete (only if begin succeeded): frees what begin
+     * allocated and reports a failure its tasks found (e.g. invalid pivots), with a reason
+     * in err; ALLOY_OK otherwise. */
+    alloy_status (*end)(alloy__cpu_device *cd, alloy__op *op, char *err, size_t errcap);
 } alloy__cpu_op_impl;
 
 const alloy__cpu_op_impl *alloy__cpu_op(alloy__op_kind k);

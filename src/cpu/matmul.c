@@ -88,10 +88,13 @@ static void matmul_task(const alloy__cpu_exec *ex, alloy__op *op, uint32_t task)
     }
 }
 
-static void matmul_end(alloy__cpu_device *cd, alloy__op *op)
+static alloy_status matmul_end(alloy__cpu_device *cd, alloy__op *op, char *err, size_t cap)
 {
     (void)cd;
     (void)op;
+    (void)err;
+    (void)cap;
+    return ALLOY_OK;
 }
 
 const alloy__cpu_op_impl alloy__cpu_matmul_impl = {matmul_check, matmul_scratch, matmul_begin,

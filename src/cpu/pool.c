@@ -143,7 +143,13 @@ static void job_advance(alloy__cpu_job *j, uint64_t s)
                     wake_workers(cd, n);
                 return;
             }
-            impl->end(cd, op);
+            char err[ALLOY__ERROR_TEXT];
+            err[0] = 0;
+            alloy_status st = impl->end(cd, op, err, sizeof err);
+            if (st != ALLOY_OK) {
+                alloy__cmdbuf_set_failure(cb, j->op_index, st, err);
+                j->failed = 1;
+            }
             j->op_active = 0;
             j->op_index++;
         }
@@ -260,17 +266,25 @@ int alloy__cpu_job_help(alloy_queue *q, alloy__cpu_job *j)
 
 /* ---------------------------------------------------------------- workers */
 
-static alloy__cpu_job *pick_job(alloy__cpu_device *cd)
+/* A job with tasks to claim and room for another thread, or NULL. *full is set when some
+ * job had tasks but already ran on as many threads as it may: then polling is useless
+ * and would only take a core from the threads running it. */
+static alloy__cpu_job *pick_job(alloy__cpu_device *cd, int *full)
 {
+    *full = 0;
     for (alloy__cpu_job *j = cd->ready_head; j; j = j->next) {
-        if (has_claimable(j) && job_enter(j)) {
-            /* Round robin: the next search starts after this job. */
-            if (j != cd->ready_tail) {
-                ready_remove(cd, j);
-                ready_push(cd, j);
-            }
-            return j;
+        if (!has_claimable(j))
+            continue;
+        if (!job_enter(j)) {
+            *full = 1;
+            continue;
         }
+        /* Round robin: the next search starts after this job. */
+        if (j != cd->ready_tail) {
+            ready_remove(cd, j);
+            ready_push(cd, j);
+        }
+        return j;
     }
     return NULL;
 }
@@ -285,7 +299,8 @@ static void *worker_main(void *p)
     for (;;) {
         if (cd->shutdown)
             break;
-        alloy__cpu_job *j = pick_job(cd);
+        int full;
+        alloy__cpu_job *j = pick_job(cd, &full);
         if (j) {
             pthread_mutex_unlock(&cd->lock);
             job_run(j, &x);
@@ -297,7 +312,7 @@ static void *worker_main(void *p)
         uint64_t e = atomic_load_explicit(&cd->epoch, memory_order_acquire);
         pthread_mutex_unlock(&cd->lock);
         int changed = 0;
-        for (int i = 0; i < SPIN_ROUNDS && !changed; i++) {
+        for (int i = 0; i < SPIN_ROUNDS && !changed && !full; i++) {
             cpu_relax();
             changed = atomic_load_explicit(&cd->epoch, memory_order_acquire) != e;
         }

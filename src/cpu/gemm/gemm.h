@@ -25,6 +25,24 @@ void alloy__gemm_tile_f32(const alloy__cpu_kernels *kt, const alloy__gemm_args *
 void alloy__gemm_tile_f64(const alloy__cpu_kernels *kt, const alloy__gemm_args *g, int64_t i0,
                           int64_t mt, int64_t j0, int64_t nt, void *scratch);
 
+/* In-place product update for the blocked solvers: C (row-major T, leading dimension ldc)
+ *   C[0:mt, 0:nt] (+/-)= A[0:mt, 0:k] @ B[0:k, 0:nt]
+ * each element one FMA chain starting from C's value, in k order (negate packs -A, which
+ * is exact). The _all form covers any m x n serially, tile by tile. a and b may have any
+ * strides and dtype equal to T's. */
+void alloy__gemm_update_f32(const alloy__cpu_kernels *kt, const alloy__mat *a, const alloy__mat *b,
+                            float *c, int64_t ldc, int64_t mt, int64_t nt, int64_t k, int negate,
+                            void *scratch);
+void alloy__gemm_update_f64(const alloy__cpu_kernels *kt, const alloy__mat *a, const alloy__mat *b,
+                            double *c, int64_t ldc, int64_t mt, int64_t nt, int64_t k, int negate,
+                            void *scratch);
+void alloy__gemm_update_all_f32(const alloy__cpu_kernels *kt, const alloy__mat *a,
+                                const alloy__mat *b, float *c, int64_t ldc, int64_t m, int64_t n,
+                                int64_t k, int negate, void *scratch);
+void alloy__gemm_update_all_f64(const alloy__cpu_kernels *kt, const alloy__mat *a,
+                                const alloy__mat *b, double *c, int64_t ldc, int64_t m, int64_t n,
+                                int64_t k, int negate, void *scratch);
+
 /* A tiling of an m x n output into task tiles, fixed by the shape (and the kernel table's
  * block sizes): at least `want` tiles where the problem allows without going below a
  * few microkernel tiles each. */
