@@ -168,6 +168,8 @@ static alloy_status cpu_queue_init(alloy_queue *q)
     alloy__cpu_queue *cq = q->impl;
     atomic_init(&cq->scratch_busy, 0);
     cq->scratch = NULL;
+    cq->ws = NULL;
+    cq->ws_size = 0;
     return ALLOY_OK;
 }
 
@@ -176,6 +178,20 @@ static void cpu_queue_fini(alloy_queue *q)
     alloy__cpu_queue *cq = q->impl;
     alloy__cpu_device *cd = q->dev->impl;
     alloy__free(q->dev, cq->scratch, cd->scratch_size);
+    alloy__free(q->dev, cq->ws, cq->ws_size);
+}
+
+void *alloy__cpu_workspace(alloy__cpu_device *cd, alloy__cpu_queue *cq, size_t bytes)
+{
+    if (bytes <= cq->ws_size)
+        return cq->ws;
+    void *p = alloy__alloc(cd->dev, bytes, 64);
+    if (!p)
+        return NULL;
+    alloy__free(cd->dev, cq->ws, cq->ws_size);
+    cq->ws = p;
+    cq->ws_size = bytes;
+    return p;
 }
 
 static alloy_status cpu_cmdbuf_init(alloy_cmdbuf *cb)

@@ -61,7 +61,16 @@ struct alloy__cpu_job {
 typedef struct alloy__cpu_queue {
     _Atomic int scratch_busy; /* the waiter scratch below is in use */
     void *scratch;            /* lazily allocated, cd->scratch_size bytes */
+    /* Op workspace (packed panels, row-major copies). A queue runs one op at a time, so
+     * the running op owns it from begin to end; it only grows, and is freed with the
+     * queue, so repeated ops do not pay for fresh pages. */
+    void *ws;
+    size_t ws_size;
 } alloy__cpu_queue;
+
+/* The queue's op workspace with at least `bytes` bytes (contents undefined), or NULL when
+ * it cannot grow. Only for the op running on that queue, from its begin to its end. */
+void *alloy__cpu_workspace(alloy__cpu_device *cd, alloy__cpu_queue *cq, size_t bytes);
 
 /* What a thread running tasks has at hand. */
 typedef struct alloy__cpu_exec {
@@ -78,7 +87,8 @@ typedef struct alloy__cpu_op_impl {
     size_t (*scratch)(const alloy__cpu_device *cd, const alloy__op *op);
     /* Run time, by one thread, when the op starts: may allocate workspace. On failure it
      * writes a reason into err. */
-    alloy_status (*begin)(alloy__cpu_device *cd, alloy__op *op, char *err, size_t errcap);
+    alloy_status (*begin)(alloy__cpu_device *cd, alloy__cpu_queue *cq, alloy__op *op, char *err,
+                          size_t errcap);
     /* By one thread, after begin and after each phase: the next phase's task count, or 0
      * when the op is complete. */
     uint32_t (*next_phase)(alloy__cpu_device *cd, alloy__op *op);

@@ -42,7 +42,8 @@ static size_t lu_scratch(const alloy__cpu_device *cd, const alloy__op *op)
     return alloy__gemm_scratch(cd->kernels, op->u.lu_factor.a.dtype == ALLOY_F64);
 }
 
-static alloy_status lu_begin(alloy__cpu_device *cd, alloy__op *op, char *err, size_t cap)
+static alloy_status lu_begin(alloy__cpu_device *cd, alloy__cpu_queue *cq, alloy__op *op,
+                                char *err, size_t cap)
 {
     const alloy__lu_factor_op *lu = &op->u.lu_factor;
     lu_exec *e = (lu_exec *)op->exec;
@@ -53,7 +54,7 @@ static alloy_status lu_begin(alloy__cpu_device *cd, alloy__op *op, char *err, si
     e->stage = STAGE_START;
     e->init_per = alloy__cpu_items_per_task(lu->batch.count, 4096);
     e->init_tasks = alloy__cpu_tasks(lu->batch.count, e->init_per);
-    return alloy__workmat_begin(cd, &e->x, err, cap);
+    return alloy__workmat_begin(cd, cq, &e->x, err, cap);
 }
 
 /* Plans panel e->k's SWAP and UPDATE phases. */
@@ -243,7 +244,8 @@ static alloy_status lu_end(alloy__cpu_device *cd, alloy__op *op, char *err, size
 {
     (void)err;
     (void)cap;
-    alloy__workmat_end(cd, &((lu_exec *)op->exec)->x);
+    (void)cd;
+    (void)op;
     return ALLOY_OK;
 }
 

@@ -33,7 +33,8 @@ static size_t lu_solve_scratch(const alloy__cpu_device *cd, const alloy__op *op)
     return alloy__gemm_scratch(cd->kernels, op->u.lu_solve.b.dtype == ALLOY_F64);
 }
 
-static alloy_status lu_solve_begin(alloy__cpu_device *cd, alloy__op *op, char *err, size_t cap)
+static alloy_status lu_solve_begin(alloy__cpu_device *cd, alloy__cpu_queue *cq, alloy__op *op,
+                                char *err, size_t cap)
 {
     const alloy__lu_solve_op *ls = &op->u.lu_solve;
     lu_solve_exec *e = (lu_solve_exec *)op->exec;
@@ -44,7 +45,7 @@ static alloy_status lu_solve_begin(alloy__cpu_device *cd, alloy__op *op, char *e
     e->validate_tasks = alloy__cpu_tasks(ls->batch.count, e->validate_per);
     e->stage = STAGE_START;
     atomic_init(&e->bad_entry, -1);
-    return alloy__workmat_begin(cd, &e->x, err, cap);
+    return alloy__workmat_begin(cd, cq, &e->x, err, cap);
 }
 
 static uint32_t lu_solve_next_phase(alloy__cpu_device *cd, alloy__op *op)
@@ -167,7 +168,7 @@ static void lu_solve_task(const alloy__cpu_exec *ex, alloy__op *op, uint32_t tas
 static alloy_status lu_solve_end(alloy__cpu_device *cd, alloy__op *op, char *err, size_t cap)
 {
     lu_solve_exec *e = (lu_solve_exec *)op->exec;
-    alloy__workmat_end(cd, &e->x);
+    (void)cd;
     int64_t bad = atomic_load(&e->bad_entry);
     if (bad >= 0) {
         alloy__format(err, cap,

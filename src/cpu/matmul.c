@@ -1,4 +1,8 @@
-/* matmul on the CPU: one phase whose tasks are output tiles of every batch entry. */
+/* matmul on the CPU: output tiles of every batch entry, one task each. When B is reused
+ * by several row tiles (or shared by batch entries), a first phase packs it once into the
+ * queue's workspace and every tile reads that (BLIS's shared B panel); otherwise each
+ * tile packs its own. Both give the same bits: a product element is one FMA chain
+ * whatever the packing or tiling. */
 #include "cpu.h"
 #include "gemm/gemm.h"
 
@@ -7,6 +11,12 @@ typedef struct matmul_exec {
     int64_t tiles;   /* per batch entry */
     int64_t per;     /* tiles per task */
     uint32_t ntasks;
+    /* shared packed B */
+    int prepack;
+    int64_t b_entries;          /* distinct B matrices packed (1 when B is broadcast) */
+    int64_t kblocks, nblocks;   /* pack tasks per entry */
+    size_t packed_size;         /* bytes per entry */
+    void *packed;
     int phase;
 } matmul_exec;
 
@@ -14,6 +24,9 @@ typedef struct matmul_exec {
 #define WANT_TILES 64
 /* Small tiles are grouped so a task has at least this many multiply-adds. */
 #define MIN_TASK_FMAS (INT64_C(1) << 16)
+#define PACK_COLS 512
+/* Packed B larger than this is not worth holding: tiles pack their own. */
+#define MAX_PACKED (INT64_C(1) << 30)
 
 static int is_f64(const alloy__matmul_op *mm) { return mm->c.dtype == ALLOY_F64; }
 
@@ -37,12 +50,39 @@ static size_t matmul_scratch(const alloy__cpu_device *cd, const alloy__op *op)
     return alloy__gemm_scratch(cd->kernels, is_f64(&op->u.matmul));
 }
 
-static alloy_status matmul_begin(alloy__cpu_device *cd, alloy__op *op, char *err, size_t cap)
+static int b_broadcast(const alloy__matmul_op *mm)
 {
-    (void)cd;
+    for (int d = 0; d < mm->batch.rank; d++)
+        if (mm->batch.strides[1][d] != 0)
+            return 0;
+    return 1;
+}
+
+static alloy_status matmul_begin(alloy__cpu_device *cd, alloy__cpu_queue *cq, alloy__op *op,
+                                 char *err, size_t cap)
+{
     (void)err;
     (void)cap;
-    ((matmul_exec *)op->exec)->phase = 0;
+    const alloy__matmul_op *mm = &op->u.matmul;
+    matmul_exec *x = (matmul_exec *)op->exec;
+    x->phase = 0;
+    x->prepack = 0;
+    x->packed = NULL;
+    if (x->ntasks == 0 || mm->alpha == 0.0 || mm->k == 0)
+        return ALLOY_OK;
+    const alloy__gemm_blocking *bk = is_f64(mm) ? &cd->kernels->f64 : &cd->kernels->f32;
+    x->b_entries = b_broadcast(mm) ? 1 : mm->batch.count;
+    int64_t reuse = x->tiling.tiles_m * (mm->batch.count / x->b_entries);
+    x->packed_size = alloy__gemm_packed_size(cd->kernels, is_f64(mm), mm->k, mm->n);
+    if (reuse < 2 || (int64_t)x->packed_size > MAX_PACKED / x->b_entries)
+        return ALLOY_OK;
+    x->kblocks = (mm->k + bk->kc - 1) / bk->kc;
+    x->nblocks = (mm->n + PACK_COLS - 1) / PACK_COLS;
+    if (x->b_entries * x->kblocks * x->nblocks > ALLOY__CPU_MAX_TASKS)
+        return ALLOY_OK;
+    /* Without the memory the tiles pack their own B: slower, same result. */
+    x->packed = alloy__cpu_workspace(cd, cq, x->packed_size * (size_t)x->b_entries);
+    x->prepack = x->packed != NULL;
     return ALLOY_OK;
 }
 
@@ -50,13 +90,39 @@ static uint32_t matmul_next_phase(alloy__cpu_device *cd, alloy__op *op)
 {
     (void)cd;
     matmul_exec *x = (matmul_exec *)op->exec;
-    return x->phase++ == 0 ? x->ntasks : 0;
+    switch (x->phase++) {
+    case 0:
+        if (x->prepack)
+            return (uint32_t)(x->b_entries * x->kblocks * x->nblocks);
+        x->phase++;
+        /* fall through */
+    case 1: return x->ntasks;
+    default: return 0;
+    }
 }
 
-static void matmul_task(const alloy__cpu_exec *ex, alloy__op *op, uint32_t task)
+static void pack_task(const alloy__cpu_exec *ex, const alloy__matmul_op *mm, const matmul_exec *x,
+                      uint32_t task)
 {
-    const alloy__matmul_op *mm = &op->u.matmul;
-    const matmul_exec *x = (const matmul_exec *)op->exec;
+    const alloy__gemm_blocking *bk = is_f64(mm) ? &ex->cd->kernels->f64 : &ex->cd->kernels->f32;
+    int64_t per_entry = x->kblocks * x->nblocks;
+    int64_t e = task / per_entry, r = task % per_entry;
+    int64_t p0 = (r / x->nblocks) * bk->kc, j0 = (r % x->nblocks) * PACK_COLS;
+    int64_t nt = mm->n - j0 < PACK_COLS ? mm->n - j0 : PACK_COLS;
+    int64_t off[3];
+    alloy__batch_offsets(&mm->batch, e, 3, off);
+    alloy__mat b = mm->b;
+    b.addr += (uint64_t)off[1] * alloy_dtype_size(mm->b.dtype);
+    char *dst = (char *)x->packed + x->packed_size * (size_t)e;
+    if (is_f64(mm))
+        alloy__gemm_pack_b_f64(ex->cd->kernels, &b, mm->k, mm->n, p0, j0, nt, dst);
+    else
+        alloy__gemm_pack_b_f32(ex->cd->kernels, &b, mm->k, mm->n, p0, j0, nt, dst);
+}
+
+static void tile_task(const alloy__cpu_exec *ex, const alloy__matmul_op *mm, const matmul_exec *x,
+                      uint32_t task)
+{
     int64_t total = x->tiles * mm->batch.count;
     int64_t t0 = (int64_t)task * x->per, t1 = t0 + x->per < total ? t0 + x->per : total;
     const int f64 = is_f64(mm);
@@ -81,11 +147,28 @@ static void matmul_task(const alloy__cpu_exec *ex, alloy__op *op, uint32_t task)
         int64_t i0 = im * x->tiling.mt, j0 = jn * x->tiling.nt;
         int64_t mt = mm->m - i0 < x->tiling.mt ? mm->m - i0 : x->tiling.mt;
         int64_t nt = mm->n - j0 < x->tiling.nt ? mm->n - j0 : x->tiling.nt;
-        if (f64)
-            alloy__gemm_tile_f64(ex->cd->kernels, &g, i0, mt, j0, nt, ex->scratch);
-        else
-            alloy__gemm_tile_f32(ex->cd->kernels, &g, i0, mt, j0, nt, ex->scratch);
+        const alloy__cpu_kernels *kt = ex->cd->kernels;
+        if (x->prepack) {
+            const char *pb = (const char *)x->packed + x->packed_size * (size_t)(x->b_entries == 1 ? 0 : b);
+            if (f64)
+                alloy__gemm_tile_packed_f64(kt, &g, i0, mt, j0, nt, pb, ex->scratch);
+            else
+                alloy__gemm_tile_packed_f32(kt, &g, i0, mt, j0, nt, pb, ex->scratch);
+        } else if (f64) {
+            alloy__gemm_tile_f64(kt, &g, i0, mt, j0, nt, ex->scratch);
+        } else {
+            alloy__gemm_tile_f32(kt, &g, i0, mt, j0, nt, ex->scratch);
+        }
     }
+}
+
+static void matmul_task(const alloy__cpu_exec *ex, alloy__op *op, uint32_t task)
+{
+    const matmul_exec *x = (const matmul_exec *)op->exec;
+    if (x->phase == 1)
+        pack_task(ex, &op->u.matmul, x, task);
+    else
+        tile_task(ex, &op->u.matmul, x, task);
 }
 
 static alloy_status matmul_end(alloy__cpu_device *cd, alloy__op *op, char *err, size_t cap)

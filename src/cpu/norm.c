@@ -46,9 +46,11 @@ static size_t norm_scratch(const alloy__cpu_device *cd, const alloy__op *op)
     return 0;
 }
 
-static alloy_status norm_begin(alloy__cpu_device *cd, alloy__op *op, char *err, size_t cap)
+static alloy_status norm_begin(alloy__cpu_device *cd, alloy__cpu_queue *cq, alloy__op *op,
+                                char *err, size_t cap)
 {
     (void)cd;
+    (void)cq;
     (void)err;
     (void)cap;
     ((norm_exec *)op->exec)->phase = 0;

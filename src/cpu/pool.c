@@ -161,7 +161,7 @@ static void job_advance(alloy__cpu_job *j, uint64_t s)
         alloy__op *op = &cb->ops[j->op_index];
         char err[ALLOY__ERROR_TEXT];
         err[0] = 0;
-        alloy_status st = alloy__cpu_op(op->kind)->begin(cd, op, err, sizeof err);
+        alloy_status st = alloy__cpu_op(op->kind)->begin(cd, cb->q->impl, op, err, sizeof err);
         if (st != ALLOY_OK) {
             alloy__cmdbuf_set_failure(cb, j->op_index, st, err);
             j->failed = 1;

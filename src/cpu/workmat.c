@@ -26,10 +26,10 @@ void alloy__workmat_plan(alloy__workmat *w, const alloy__mat *user, const alloy_
 
 int alloy__workmat_copies(const alloy__workmat *w) { return w->ldw != 0 && w->copy_tasks > 0; }
 
-alloy_status alloy__workmat_begin(alloy__cpu_device *cd, alloy__workmat *w, char *err, size_t cap)
+alloy_status alloy__workmat_begin(alloy__cpu_device *cd, alloy__cpu_queue *cq, alloy__workmat *w,
+                                  char *err, size_t cap)
 {
     w->work = NULL;
-    w->work_bytes = 0;
     if (!alloy__workmat_copies(w))
         return ALLOY_OK;
     uint64_t bytes;
@@ -39,7 +39,7 @@ alloy_status alloy__workmat_begin(alloy__cpu_device *cd, alloy__workmat *w, char
         alloy__format(err, cap, "workspace size overflows");
         return ALLOY_ERR_OUT_OF_MEMORY;
     }
-    w->work = alloy__alloc(cd->dev, (size_t)bytes, 64);
+    w->work = alloy__cpu_workspace(cd, cq, (size_t)bytes);
     if (!w->work) {
         alloy__format(err, cap,
                       "cannot allocate a %llu-byte row-major workspace (the matrix is not "
@@ -47,14 +47,7 @@ alloy_status alloy__workmat_begin(alloy__cpu_device *cd, alloy__workmat *w, char
                       (unsigned long long)bytes);
         return ALLOY_ERR_OUT_OF_MEMORY;
     }
-    w->work_bytes = (size_t)bytes;
     return ALLOY_OK;
-}
-
-void alloy__workmat_end(alloy__cpu_device *cd, alloy__workmat *w)
-{
-    alloy__free(cd->dev, w->work, w->work_bytes);
-    w->work = NULL;
 }
 
 static char *user_entry(const alloy__workmat *w, int64_t b)

@@ -14,8 +14,7 @@ typedef struct alloy__workmat {
     int operand;
     int64_t m, n;
     size_t esize;
-    void *work; /* NULL: in place */
-    size_t work_bytes;
+    void *work; /* NULL: in place; else the queue's workspace */
     int64_t ldw;
     int64_t rows_per_task; /* copy phases */
     uint32_t copy_tasks;
@@ -27,9 +26,9 @@ void alloy__workmat_plan(alloy__workmat *w, const alloy__mat *user, const alloy_
                          int operand, int64_t m, int64_t n, double scale);
 /* 1 when a workspace (and so the copy phases) is needed. */
 int alloy__workmat_copies(const alloy__workmat *w);
-/* Run time: allocates the workspace if needed. */
-alloy_status alloy__workmat_begin(alloy__cpu_device *cd, alloy__workmat *w, char *err, size_t cap);
-void alloy__workmat_end(alloy__cpu_device *cd, alloy__workmat *w);
+/* Run time: takes the queue's workspace if a copy is needed. */
+alloy_status alloy__workmat_begin(alloy__cpu_device *cd, alloy__cpu_queue *cq, alloy__workmat *w,
+                                  char *err, size_t cap);
 /* Entry b's matrix: base pointer and leading dimension. */
 void *alloy__workmat_entry(const alloy__workmat *w, int64_t b, int64_t *ld);
 /* Copy phases: task t of copy_tasks (row chunks of every entry). */

@@ -31,6 +31,11 @@ size_t alloy__gemm_scratch(const alloy__cpu_kernels *kt, int f64)
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 static int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
+size_t alloy__gemm_packed_size(const alloy__cpu_kernels *kt, int f64, int64_t k, int64_t n)
+{
+    return (size_t)k * (size_t)round_up(n, blocking(kt, f64)->nr) * (f64 ? 8u : 4u);
+}
+
 alloy__gemm_tiling alloy__gemm_plan(const alloy__cpu_kernels *kt, int f64, int64_t m, int64_t n,
                                     int64_t want)
 {

@@ -25,6 +25,20 @@ void alloy__gemm_tile_f32(const alloy__cpu_kernels *kt, const alloy__gemm_args *
 void alloy__gemm_tile_f64(const alloy__cpu_kernels *kt, const alloy__gemm_args *g, int64_t i0,
                           int64_t mt, int64_t j0, int64_t nt, void *scratch);
 
+/* The same tile with B packed once for the whole op (shared by every tile): packed_b as
+ * written by alloy__gemm_pack_b for all of B (K x N), alloy__gemm_packed_size bytes. */
+size_t alloy__gemm_packed_size(const alloy__cpu_kernels *kt, int f64, int64_t k, int64_t n);
+void alloy__gemm_pack_b_f32(const alloy__cpu_kernels *kt, const alloy__mat *b, int64_t k, int64_t n,
+                            int64_t p0, int64_t j0, int64_t nt, void *packed);
+void alloy__gemm_pack_b_f64(const alloy__cpu_kernels *kt, const alloy__mat *b, int64_t k, int64_t n,
+                            int64_t p0, int64_t j0, int64_t nt, void *packed);
+void alloy__gemm_tile_packed_f32(const alloy__cpu_kernels *kt, const alloy__gemm_args *g,
+                                 int64_t i0, int64_t mt, int64_t j0, int64_t nt,
+                                 const void *packed_b, void *scratch);
+void alloy__gemm_tile_packed_f64(const alloy__cpu_kernels *kt, const alloy__gemm_args *g,
+                                 int64_t i0, int64_t mt, int64_t j0, int64_t nt,
+                                 const void *packed_b, void *scratch);
+
 /* In-place product update for the blocked solvers: C (row-major T, leading dimension ldc)
  *   C[0:mt, 0:nt] (+/-)= A[0:mt, 0:k] @ B[0:k, 0:nt]
  * each element one FMA chain starting from C's value, in k order (negate packs -A, which

@@ -3,8 +3,10 @@
  *
  * Microkernel contract, the same for every ISA:
  *   acc[i * ldacc + j] = (accumulate ? acc[i * ldacc + j] : 0)
- *                        + sum over k = 0 .. kc-1, in that order, of a[k*MR + i] * b[k*NR + j]
- * for i < MR, j < NR, each step one fused multiply-add. Because the accumulator goes
+ *                        + sum over k = 0 .. kc-1, in that order, of a[i*KC + k] * b[k*NR + j]
+ * for i < MR, j < NR, each step one fused multiply-add. KC is the table's kc: a packed A
+ * sliver is MR rows of stride KC (so packing a row-major A is a row copy), a packed B
+ * sliver is kc rows of NR. Because the accumulator goes
  * through memory at full precision between calls, every element of A @ B is the same
  * chain of FMAs from 0 in k order whatever the block sizes, the tiling or the ISA: all
  * kernels give bitwise identical products. */

@@ -5,6 +5,7 @@
 #include <immintrin.h>
 
 #define MR 12
+#define KC 256 /* packed A: row i of a sliver at a + i * KC */
 
 #define ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
 
@@ -31,13 +32,12 @@ static void ukr_f32(int64_t kc, const float *a, const float *b, float *acc, int6
         __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
 #define STEP(i)                                                                                    \
     {                                                                                              \
-        __m512 ai = _mm512_set1_ps(a[i]);                                                          \
+        __m512 ai = _mm512_set1_ps(a[(i)*KC + k]);                                                          \
         c##i##0 = _mm512_fmadd_ps(ai, b0, c##i##0);                                                \
         c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1);                                                \
     }
         ROWS(STEP)
 #undef STEP
-        a += MR;
         b += 32;
     }
 #define STORE(i)                                                                                   \
@@ -70,13 +70,12 @@ static void ukr_f64(int64_t kc, const double *a, const double *b, double *acc, i
         __m512d b0 = _mm512_load_pd(b), b1 = _mm512_load_pd(b + 8);
 #define STEP(i)                                                                                    \
     {                                                                                              \
-        __m512d ai = _mm512_set1_pd(a[i]);                                                         \
+        __m512d ai = _mm512_set1_pd(a[(i)*KC + k]);                                                         \
         c##i##0 = _mm512_fmadd_pd(ai, b0, c##i##0);                                                \
         c##i##1 = _mm512_fmadd_pd(ai, b1, c##i##1);                                                \
     }
         ROWS(STEP)
 #undef STEP
-        a += MR;
         b += 16;
     }
 #define STORE(i)                                                                                   \
@@ -89,8 +88,8 @@ static void ukr_f64(int64_t kc, const double *a, const double *b, double *acc, i
 static const alloy__cpu_kernels avx512 = {
     "avx512",
     ALLOY_CPU_KERNEL_AVX512,
-    {MR, 32, 256, 144, 512},
-    {MR, 16, 256, 96, 256},
+    {MR, 32, KC, 144, 512},
+    {MR, 16, KC, 96, 256},
     ukr_f32,
     ukr_f64,
 };

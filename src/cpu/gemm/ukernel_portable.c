@@ -5,7 +5,7 @@
 
 #include <math.h>
 
-enum { MR_S = 4, NR_S = 16, MR_D = 4, NR_D = 8 };
+enum { MR_S = 4, NR_S = 16, MR_D = 4, NR_D = 8, KC = 256 /* packed A row stride */ };
 
 static void ukr_f32(int64_t kc, const float *a, const float *b, float *acc, int64_t ldacc,
                     int accumulate)
@@ -15,10 +15,10 @@ static void ukr_f32(int64_t kc, const float *a, const float *b, float *acc, int6
         for (int j = 0; j < NR_S; j++)
             c[i][j] = accumulate ? acc[i * ldacc + j] : 0.0f;
     for (int64_t k = 0; k < kc; k++) {
-        const float *ak = a + k * MR_S, *bk = b + k * NR_S;
+        const float *bk = b + k * NR_S;
         for (int i = 0; i < MR_S; i++)
             for (int j = 0; j < NR_S; j++)
-                c[i][j] = fmaf(ak[i], bk[j], c[i][j]);
+                c[i][j] = fmaf(a[i * KC + k], bk[j], c[i][j]);
     }
     for (int i = 0; i < MR_S; i++)
         for (int j = 0; j < NR_S; j++)
@@ -33,10 +33,10 @@ static void ukr_f64(int64_t kc, const double *a, const double *b, double *acc, i
         for (int j = 0; j < NR_D; j++)
             c[i][j] = accumulate ? acc[i * ldacc + j] : 0.0;
     for (int64_t k = 0; k < kc; k++) {
-        const double *ak = a + k * MR_D, *bk = b + k * NR_D;
+        const double *bk = b + k * NR_D;
         for (int i = 0; i < MR_D; i++)
             for (int j = 0; j < NR_D; j++)
-                c[i][j] = fma(ak[i], bk[j], c[i][j]);
+                c[i][j] = fma(a[i * KC + k], bk[j], c[i][j]);
     }
     for (int i = 0; i < MR_D; i++)
         for (int j = 0; j < NR_D; j++)
@@ -46,8 +46,8 @@ static void ukr_f64(int64_t kc, const double *a, const double *b, double *acc, i
 static const alloy__cpu_kernels portable = {
     "portable",
     ALLOY_CPU_KERNEL_PORTABLE,
-    {MR_S, NR_S, 256, 128, 512},
-    {MR_D, NR_D, 256, 64, 256},
+    {MR_S, NR_S, KC, 128, 512},
+    {MR_D, NR_D, KC, 64, 256},
     ukr_f32,
     ukr_f64,
 };
