@@ -1,13 +1,9 @@
 /* layer_norm and RMS norm on the CPU: rows in fixed groups, one task per group. Each row
  * is read three times (sum, centred sum of squares, normalize) from cache; sums use 16
- * lanes combined pairwise, an order fixed by the row length. */
-#include "convert.h"
+ * lanes combined pairwise, an order fixed by the row length (norm_rows.inc). */
 #include "cpu.h"
+#include "norm_rows.h"
 
-#include <math.h>
-
-#define CHUNK 256          /* elements converted at a time (a multiple of LANES) */
-#define LANES 16
 #define TASK_ELEMENTS 16384 /* rows are grouped until a task covers about this many */
 
 typedef struct norm_exec {
@@ -15,18 +11,6 @@ typedef struct norm_exec {
     uint32_t ntasks;
     int phase;
 } norm_exec;
-
-#define T float
-#define SUFFIX f32
-#include "norm_row.inc"
-#undef T
-#undef SUFFIX
-
-#define T double
-#define SUFFIX f64
-#include "norm_row.inc"
-#undef T
-#undef SUFFIX
 
 static alloy_status norm_check(const alloy__cpu_device *cd, alloy__op *op)
 {
@@ -66,17 +50,14 @@ static uint32_t norm_next_phase(alloy__cpu_device *cd, alloy__op *op)
 
 static void norm_task(const alloy__cpu_exec *ex, alloy__op *op, uint32_t task)
 {
-    (void)ex;
     const alloy__norm_op *n = &op->u.norm;
     const norm_exec *x = (const norm_exec *)op->exec;
     int64_t r0 = (int64_t)task * x->rows_per_task;
     int64_t r1 = r0 + x->rows_per_task < n->batch.count ? r0 + x->rows_per_task : n->batch.count;
-    for (int64_t r = r0; r < r1; r++) {
-        if (n->x.dtype == ALLOY_F64)
-            norm_row_f64(n, r);
-        else
-            norm_row_f32(n, r);
-    }
+    const alloy__cpu_kernels *k = ex->cd->kernels;
+    alloy__norm_row_fn row = n->x.dtype == ALLOY_F64 ? k->norm_row_f64 : k->norm_row_f32;
+    for (int64_t r = r0; r < r1; r++)
+        row(n, r);
 }
 
 static alloy_status norm_end(alloy__cpu_device *cd, alloy__op *op, char *err, size_t cap)

@@ -39,7 +39,9 @@ int alloy__cpu_has_avx512f(void)
     unsigned a, b, c, d;
     if (!alloy__cpu_has_avx2_fma())
         return 0;
-    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(b & (1u << 16))) /* AVX512F */
+    /* F, and the VL and BW extensions the kernel files are compiled with. */
+    const unsigned need = (1u << 16) | (1u << 30) | (1u << 31); /* AVX512F, BW, VL */
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || (b & need) != need)
         return 0;
     return (xcr0() & 0xe6) == 0xe6; /* opmask, ZMM_Hi256, Hi16_ZMM state too */
 }

@@ -14,6 +14,7 @@
 #define ALLOY_CPU_GEMM_KERNELS_H
 
 #include "alloy.h"
+#include "../norm_rows.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -35,6 +36,7 @@ typedef struct alloy__cpu_kernels {
     alloy__gemm_blocking f32, f64;
     alloy__ukr_f32 ukr_f32;
     alloy__ukr_f64 ukr_f64;
+    alloy__norm_row_fn norm_row_f32, norm_row_f64;
 } alloy__cpu_kernels;
 
 const alloy__cpu_kernels *alloy__cpu_kernels_portable(void);
@@ -44,6 +46,6 @@ const alloy__cpu_kernels *alloy__cpu_kernels_avx512(void);
 
 /* CPU feature flags (with OS support for the register state), never the model. */
 int alloy__cpu_has_avx2_fma(void);
-int alloy__cpu_has_avx512f(void);
+int alloy__cpu_has_avx512f(void); /* with VL and BW */
 
 #endif

@@ -91,6 +91,8 @@ static const alloy__cpu_kernels avx2 = {
     {MR, 8, KC, 96, 256},
     ukr_f32,
     ukr_f64,
+    alloy__norm_row_f32_avx2,
+    alloy__norm_row_f64_avx2,
 };
 
 const alloy__cpu_kernels *alloy__cpu_kernels_avx2(void) { return &avx2; }

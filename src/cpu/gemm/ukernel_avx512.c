@@ -92,6 +92,8 @@ static const alloy__cpu_kernels avx512 = {
     {MR, 16, KC, 96, 256},
     ukr_f32,
     ukr_f64,
+    alloy__norm_row_f32_avx512,
+    alloy__norm_row_f64_avx512,
 };
 
 const alloy__cpu_kernels *alloy__cpu_kernels_avx512(void) { return &avx512; }

@@ -50,6 +50,8 @@ static const alloy__cpu_kernels portable = {
     {MR_D, NR_D, KC, 64, 256},
     ukr_f32,
     ukr_f64,
+    alloy__norm_row_f32_portable,
+    alloy__norm_row_f64_portable,
 };
 
 const alloy__cpu_kernels *alloy__cpu_kernels_portable(void) { return &portable; }
