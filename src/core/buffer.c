@@ -3,27 +3,31 @@
 
 #include <string.h>
 
-static alloy_status new_buffer(const char *fn, alloy_device *dev, alloy_buffer **out,
-                               alloy_buffer **b)
+/* The buffer object, counted as a child of dev; NULL with *s set on failure. */
+static alloy_buffer *new_buffer(const char *fn, alloy_device *dev, alloy_buffer **out,
+                                alloy_status *s)
 {
-    if (!out)
-        return alloy__fail(ALLOY_ERR_INVALID_ARGUMENT, "%s: out is NULL", fn);
-    *out = NULL;
-    alloy_status s = alloy__check_device(fn, dev);
-    if (s != ALLOY_OK)
-        return s;
-    if (!alloy__gate_enter(&dev->children))
-        return alloy__fail(ALLOY_ERR_STATE, "%s: the device is being closed", fn);
-    *b = alloy__alloc(dev, sizeof **b, 64);
-    if (!*b) {
-        alloy__gate_leave(&dev->children);
-        return alloy__fail(ALLOY_ERR_OUT_OF_MEMORY, "%s: out of memory for the buffer object",
-                           fn);
+    if (!out) {
+        *s = alloy__fail(ALLOY_ERR_INVALID_ARGUMENT, "%s: out is NULL", fn);
+        return NULL;
     }
-    memset(*b, 0, sizeof **b);
-    (*b)->dev = dev;
-    alloy__gate_init(&(*b)->refs);
-    return ALLOY_OK;
+    *out = NULL;
+    if ((*s = alloy__check_device(fn, dev)) != ALLOY_OK)
+        return NULL;
+    if (!alloy__gate_enter(&dev->children)) {
+        *s = alloy__fail(ALLOY_ERR_STATE, "%s: the device is being closed", fn);
+        return NULL;
+    }
+    alloy_buffer *b = alloy__alloc(dev, sizeof *b, 64);
+    if (!b) {
+        alloy__gate_leave(&dev->children);
+        *s = alloy__fail(ALLOY_ERR_OUT_OF_MEMORY, "%s: out of memory for the buffer object", fn);
+        return NULL;
+    }
+    memset(b, 0, sizeof *b);
+    b->dev = dev;
+    alloy__gate_init(&b->refs);
+    return b;
 }
 
 static alloy_status finish_buffer(alloy_status s, alloy_device *dev, alloy_buffer *b,
@@ -49,8 +53,8 @@ ALLOY_API alloy_status alloy_buffer_create(alloy_device *dev, size_t bytes, allo
         return alloy__fail(ALLOY_ERR_INVALID_ARGUMENT, "%s: unknown memory kind %d", fn,
                            (int)where);
     }
-    alloy_status s = new_buffer(fn, dev, out, &b);
-    if (s != ALLOY_OK)
+    alloy_status s;
+    if (!(b = new_buffer(fn, dev, out, &s)))
         return s;
     b->size = bytes;
     b->where = where;
@@ -70,8 +74,8 @@ ALLOY_API alloy_status alloy_buffer_wrap_host(alloy_device *dev, void *ptr, size
         return alloy__fail(ALLOY_ERR_INVALID_ARGUMENT, "%s: ptr is NULL but bytes is %zu", fn,
                            bytes);
     }
-    alloy_status s = new_buffer(fn, dev, out, &b);
-    if (s != ALLOY_OK)
+    alloy_status s;
+    if (!(b = new_buffer(fn, dev, out, &s)))
         return s;
     b->size = bytes;
     b->where = ALLOY_MEMORY_HOST;
@@ -90,8 +94,8 @@ ALLOY_API alloy_status alloy_buffer_wrap_device(alloy_device *dev, uint64_t devi
         return alloy__fail(ALLOY_ERR_INVALID_ARGUMENT, "%s: device_ptr is 0 but bytes is %zu",
                            fn, bytes);
     }
-    alloy_status s = new_buffer(fn, dev, out, &b);
-    if (s != ALLOY_OK)
+    alloy_status s;
+    if (!(b = new_buffer(fn, dev, out, &s)))
         return s;
     b->size = bytes;
     b->where = ALLOY_MEMORY_DEVICE;

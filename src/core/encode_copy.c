@@ -75,12 +75,10 @@ static alloy_status check_copy(const char *fn, alloy_cmdbuf *cb, const alloy_arr
         int si = i - (d.rank - s.rank);
         c->shape[i] = d.shape[i];
         c->dst_strides[i] = d.strides[i];
-        if (si < 0)
-            c->src_strides[i] = 0;
-        else if (s.shape[si] == d.shape[i])
+        if (si >= 0 && s.shape[si] == d.shape[i])
             c->src_strides[i] = s.strides[si];
-        else if (s.shape[si] == 1)
-            c->src_strides[i] = 0;
+        else if (si < 0 || s.shape[si] == 1)
+            c->src_strides[i] = 0; /* broadcast: missing or extent-1 dimension */
         else
             return alloy__fail(ALLOY_ERR_INVALID_ARGUMENT,
                                "%s: src.shape[%d] = %lld does not broadcast to dst.shape[%d] = "

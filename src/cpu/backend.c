@@ -62,8 +62,8 @@ static alloy_status cpu_device_open(alloy_device *dev, const alloy_device_desc *
 {
     const alloy__cpu_kernels *k = NULL;
     alloy_status s = pick_kernels(desc->cpu_kernel, &k);
-    if (s != ALLOY_OK)
-        return s;
+    if (s != ALLOY_OK || !k)
+        return s != ALLOY_OK ? s : ALLOY_ERR_UNSUPPORTED;
     alloy__cpu_device *cd = alloy__alloc(dev, sizeof *cd, 64);
     if (!cd)
         return alloy__fail(ALLOY_ERR_OUT_OF_MEMORY, "alloy_device_open: out of memory");
