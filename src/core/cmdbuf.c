@@ -282,6 +282,7 @@ void alloy__cmdbuf_finished(alloy_cmdbuf *cb)
     /* References go first, so a buffer may be destroyed as soon as wait returns. */
     release_buffers(cb);
     pthread_mutex_lock(&q->lock);
+    atomic_fetch_add_explicit(&q->completing, 1, memory_order_relaxed);
     q->head = cb->next;
     if (!q->head)
         q->tail = NULL;
@@ -299,4 +300,5 @@ void alloy__cmdbuf_finished(alloy_cmdbuf *cb)
     if (orphan)
         free_cmdbuf(cb);
     pthread_mutex_unlock(&q->lock);
+    atomic_fetch_sub_explicit(&q->completing, 1, memory_order_release); /* last touch of q */
 }

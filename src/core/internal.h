@@ -41,6 +41,10 @@ struct alloy_queue {
     pthread_mutex_t lock;
     pthread_cond_t cond;  /* signalled when a command buffer finishes */
     int sleepers;
+    /* Threads inside alloy__cmdbuf_finished for this queue: raised under the lock, dropped
+     * as their very last touch of the queue, so destroy never frees a mutex that a
+     * completing thread is still unlocking. */
+    _Atomic int completing;
     alloy_cmdbuf *head, *tail; /* committed, unfinished, in commit order */
     uint64_t committed;        /* command buffers committed so far */
     uint64_t finished;         /* ... and finished; they finish in commit order */

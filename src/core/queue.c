@@ -1,6 +1,7 @@
 /* Queues: commit order, waiting, and completion bookkeeping shared by every backend. */
 #include "internal.h"
 
+#include <sched.h>
 #include <string.h>
 
 ALLOY_API alloy_status alloy_queue_create(alloy_device *dev, alloy_queue **out)
@@ -24,6 +25,7 @@ ALLOY_API alloy_status alloy_queue_create(alloy_device *dev, alloy_queue **out)
     q->dev = dev;
     q->impl = dev->backend->queue_state_size ? (void *)(q + 1) : NULL;
     alloy__gate_init(&q->children);
+    atomic_init(&q->completing, 0);
     if (pthread_mutex_init(&q->lock, NULL) != 0) {
         alloy__free(dev, q, bytes);
         alloy__gate_leave(&dev->children);
@@ -89,6 +91,10 @@ ALLOY_API alloy_status alloy_queue_destroy(alloy_queue *q)
                            "%s: %lld command buffers of this queue are alive (not destroyed, or "
                            "destroyed while still running); destroy or wait for them first",
                            fn, (long long)alloy__gate_count(&q->children));
+    /* A thread that just finished this queue's last command buffer may still be leaving
+     * the queue's mutex; it is gone once `completing` drops (a few instructions). */
+    while (atomic_load_explicit(&q->completing, memory_order_acquire) != 0)
+        sched_yield();
     dev->backend->queue_fini(q);
     pthread_cond_destroy(&q->cond);
     pthread_mutex_destroy(&q->lock);

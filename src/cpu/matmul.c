@@ -34,7 +34,9 @@ static alloy_status matmul_check(const alloy__cpu_device *cd, alloy__op *op)
 {
     const alloy__matmul_op *mm = &op->u.matmul;
     matmul_exec *x = (matmul_exec *)op->exec;
-    int64_t want = mm->batch.count >= WANT_TILES ? 1 : WANT_TILES / mm->batch.count;
+    int64_t want = mm->batch.count >= WANT_TILES || mm->batch.count == 0
+                       ? 1
+                       : WANT_TILES / mm->batch.count;
     x->tiling = alloy__gemm_plan(cd->kernels, is_f64(mm), mm->m, mm->n, want);
     x->tiles = x->tiling.tiles_m * x->tiling.tiles_n;
     int64_t total = x->tiles * mm->batch.count;
