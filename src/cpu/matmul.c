@@ -20,8 +20,9 @@ typedef struct matmul_exec {
     int phase;
 } matmul_exec;
 
-/* Tiles enough for 64 workers to share a single large product. */
-#define WANT_TILES 64
+/* Tiles enough for 32 workers to share a single large product (more tiles repack the
+ * same A rows more often). */
+#define WANT_TILES 32
 /* Small tiles are grouped so a task has at least this many multiply-adds. */
 #define MIN_TASK_FMAS (INT64_C(1) << 16)
 #define PACK_COLS 512

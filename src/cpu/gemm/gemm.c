@@ -43,7 +43,8 @@ alloy__gemm_tiling alloy__gemm_plan(const alloy__cpu_kernels *kt, int f64, int64
     alloy__gemm_tiling t;
     t.mt = m < bk->mc ? round_up(m > 0 ? m : 1, bk->mr) : bk->mc;
     t.nt = n < bk->nc ? round_up(n > 0 ? n : 1, bk->nr) : bk->nc;
-    /* Narrow the tiles (columns first, they are wider) until there are enough. */
+    /* Narrow the tiles until there are enough, columns first: a tile's height is how many
+     * times each B sliver is reused from L1, so it is the last thing to give up. */
     for (;;) {
         int64_t tiles = ceil_div(m, t.mt) * ceil_div(n, t.nt);
         if (tiles >= want)
