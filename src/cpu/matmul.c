@@ -7,6 +7,7 @@
 #include "gemm/gemm.h"
 
 typedef struct matmul_exec {
+    int skinny; /* m <= 4 against a row-major B: column blocks through the skinny kernel */
     alloy__gemm_tiling tiling;
     int64_t tiles;   /* per batch entry */
     int64_t per;     /* tiles per task */
@@ -38,7 +39,20 @@ static alloy_status matmul_check(const alloy__cpu_device *cd, alloy__op *op)
     int64_t want = mm->batch.count >= WANT_TILES || mm->batch.count == 0
                        ? 1
                        : WANT_TILES / mm->batch.count;
-    x->tiling = alloy__gemm_plan(cd->kernels, is_f64(mm), mm->m, mm->n, want);
+    alloy__gemm_args g;
+    g.m = mm->m;
+    g.k = mm->k;
+    g.b = mm->b;
+    g.alpha = mm->alpha;
+    x->skinny = alloy__gemm_skinny_ok(&g, is_f64(mm));
+    if (x->skinny) {
+        x->tiling.mt = mm->m;
+        x->tiling.nt = ALLOY__SKINNY_COLS;
+        x->tiling.tiles_m = 1;
+        x->tiling.tiles_n = (mm->n + ALLOY__SKINNY_COLS - 1) / ALLOY__SKINNY_COLS;
+    } else {
+        x->tiling = alloy__gemm_plan(cd->kernels, is_f64(mm), mm->m, mm->n, want);
+    }
     x->tiles = x->tiling.tiles_m * x->tiling.tiles_n;
     int64_t total = x->tiles * mm->batch.count;
     int64_t fmas = x->tiling.mt * x->tiling.nt * (mm->k > 0 ? mm->k : 1);
@@ -71,7 +85,7 @@ static alloy_status matmul_begin(alloy__cpu_device *cd, alloy__cpu_queue *cq, al
     x->phase = 0;
     x->prepack = 0;
     x->packed = NULL;
-    if (x->ntasks == 0 || mm->alpha == 0.0 || mm->k == 0)
+    if (x->ntasks == 0 || mm->alpha == 0.0 || mm->k == 0 || x->skinny)
         return ALLOY_OK;
     const alloy__gemm_blocking *bk = is_f64(mm) ? &cd->kernels->f64 : &cd->kernels->f32;
     x->b_entries = b_broadcast(mm) ? 1 : mm->batch.count;
@@ -151,7 +165,12 @@ static void tile_task(const alloy__cpu_exec *ex, const alloy__matmul_op *mm, con
         int64_t mt = mm->m - i0 < x->tiling.mt ? mm->m - i0 : x->tiling.mt;
         int64_t nt = mm->n - j0 < x->tiling.nt ? mm->n - j0 : x->tiling.nt;
         const alloy__cpu_kernels *kt = ex->cd->kernels;
-        if (x->prepack) {
+        if (x->skinny) {
+            if (f64)
+                alloy__gemm_skinny_f64(kt, &g, j0, nt, ex->scratch);
+            else
+                alloy__gemm_skinny_f32(kt, &g, j0, nt, ex->scratch);
+        } else if (x->prepack) {
             const char *pb = (const char *)x->packed + x->packed_size * (size_t)(x->b_entries == 1 ? 0 : b);
             if (f64)
                 alloy__gemm_tile_packed_f64(kt, &g, i0, mt, j0, nt, pb, ex->scratch);

@@ -23,9 +23,17 @@ size_t alloy__gemm_scratch(const alloy__cpu_kernels *kt, int f64)
 {
     const alloy__gemm_blocking *bk = blocking(kt, f64);
     size_t es = f64 ? 8 : 4;
-    return round64((size_t)bk->mc * (size_t)bk->kc * es) +
-           round64((size_t)bk->kc * (size_t)bk->nc * es) +
-           round64((size_t)bk->mc * (size_t)bk->nc * es);
+    size_t tile = round64((size_t)bk->mc * (size_t)bk->kc * es) +
+                  round64((size_t)bk->kc * (size_t)bk->nc * es) +
+                  round64((size_t)bk->mc * (size_t)bk->nc * es);
+    size_t skinny = (4 * ALLOY__SKINNY_KB + 4 * ALLOY__SKINNY_COLS) * es;
+    return tile > skinny ? tile : skinny;
+}
+
+int alloy__gemm_skinny_ok(const alloy__gemm_args *g, int f64)
+{
+    return g->m >= 1 && g->m <= 4 && g->alpha != 0.0 && g->k > 0 && g->b.cs == 1 &&
+           g->b.dtype == (f64 ? ALLOY_F64 : ALLOY_F32);
 }
 
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }

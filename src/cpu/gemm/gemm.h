@@ -39,6 +39,16 @@ void alloy__gemm_tile_packed_f64(const alloy__cpu_kernels *kt, const alloy__gemm
                                  int64_t i0, int64_t mt, int64_t j0, int64_t nt,
                                  const void *packed_b, void *scratch);
 
+/* The skinny path: C[0:m, j0:j0+nt] for m <= 4, alpha != 0, k > 0 and a row-major B in
+ * the compute type (cs == 1), nt <= ALLOY__SKINNY_COLS. Same bits as the tiled path. */
+#define ALLOY__SKINNY_KB 4096
+#define ALLOY__SKINNY_COLS 256
+int alloy__gemm_skinny_ok(const alloy__gemm_args *g, int f64);
+void alloy__gemm_skinny_f32(const alloy__cpu_kernels *kt, const alloy__gemm_args *g, int64_t j0,
+                            int64_t nt, void *scratch);
+void alloy__gemm_skinny_f64(const alloy__cpu_kernels *kt, const alloy__gemm_args *g, int64_t j0,
+                            int64_t nt, void *scratch);
+
 /* In-place product update for the blocked solvers: C (row-major T, leading dimension ldc)
  *   C[0:mt, 0:nt] (+/-)= A[0:mt, 0:k] @ B[0:k, 0:nt]
  * each element one FMA chain starting from C's value, in k order (negate packs -A, which

@@ -24,6 +24,22 @@ typedef void (*alloy__ukr_f32)(int64_t kc, const float *a, const float *b, float
 typedef void (*alloy__ukr_f64)(int64_t kc, const double *a, const double *b, double *acc,
                                int64_t ldacc, int accumulate);
 
+/* Skinny kernel for m <= 4 rows of A against a row-major B (ldb), any n:
+ *   acc[i * ldacc + j] = (accumulate ? acc[i * ldacc + j] : 0)
+ *                        + sum over k = 0 .. kc-1, in that order, of a[i*lda + k] * b[k*ldb + j]
+ * each step one FMA: the same chain as the microkernel's, so the same bits. */
+typedef void (*alloy__gemv_f32)(int64_t kc, int64_t m, int64_t n, const float *a, int64_t lda,
+                                const float *b, int64_t ldb, float *acc, int64_t ldacc,
+                                int accumulate);
+typedef void (*alloy__gemv_f64)(int64_t kc, int64_t m, int64_t n, const double *a, int64_t lda,
+                                const double *b, int64_t ldb, double *acc, int64_t ldacc,
+                                int accumulate);
+
+/* y[j] = fma(a, x[j], y[j]) for j < n: the step of the substitutions in the triangular
+ * solves, the same operation the GEMM chains use, so rows computed either way agree. */
+typedef void (*alloy__axpy_f32)(int64_t n, float a, const float *x, float *y);
+typedef void (*alloy__axpy_f64)(int64_t n, double a, const double *x, double *y);
+
 typedef struct alloy__gemm_blocking {
     int mr, nr; /* microkernel tile */
     int kc;     /* depth of one packed block */
@@ -37,6 +53,10 @@ typedef struct alloy__cpu_kernels {
     alloy__ukr_f32 ukr_f32;
     alloy__ukr_f64 ukr_f64;
     alloy__norm_row_fn norm_row_f32, norm_row_f64;
+    alloy__gemv_f32 gemv_f32;
+    alloy__gemv_f64 gemv_f64;
+    alloy__axpy_f32 axpy_f32;
+    alloy__axpy_f64 axpy_f64;
 } alloy__cpu_kernels;
 
 const alloy__cpu_kernels *alloy__cpu_kernels_portable(void);

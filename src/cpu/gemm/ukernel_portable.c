@@ -43,6 +43,48 @@ static void ukr_f64(int64_t kc, const double *a, const double *b, double *acc, i
             acc[i * ldacc + j] = c[i][j];
 }
 
+static void gemv_f32(int64_t kc, int64_t m, int64_t n, const float *a, int64_t lda,
+                     const float *b, int64_t ldb, float *acc, int64_t ldacc, int accumulate)
+{
+    if (!accumulate)
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t j = 0; j < n; j++)
+                acc[i * ldacc + j] = 0.0f;
+    for (int64_t k = 0; k < kc; k++)
+        for (int64_t i = 0; i < m; i++) {
+            const float ak = a[i * lda + k];
+            for (int64_t j = 0; j < n; j++)
+                acc[i * ldacc + j] = fmaf(ak, b[k * ldb + j], acc[i * ldacc + j]);
+        }
+}
+
+static void gemv_f64(int64_t kc, int64_t m, int64_t n, const double *a, int64_t lda,
+                     const double *b, int64_t ldb, double *acc, int64_t ldacc, int accumulate)
+{
+    if (!accumulate)
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t j = 0; j < n; j++)
+                acc[i * ldacc + j] = 0.0;
+    for (int64_t k = 0; k < kc; k++)
+        for (int64_t i = 0; i < m; i++) {
+            const double ak = a[i * lda + k];
+            for (int64_t j = 0; j < n; j++)
+                acc[i * ldacc + j] = fma(ak, b[k * ldb + j], acc[i * ldacc + j]);
+        }
+}
+
+static void axpy_f32(int64_t n, float a, const float *x, float *y)
+{
+    for (int64_t j = 0; j < n; j++)
+        y[j] = fmaf(a, x[j], y[j]);
+}
+
+static void axpy_f64(int64_t n, double a, const double *x, double *y)
+{
+    for (int64_t j = 0; j < n; j++)
+        y[j] = fma(a, x[j], y[j]);
+}
+
 static const alloy__cpu_kernels portable = {
     "portable",
     ALLOY_CPU_KERNEL_PORTABLE,
@@ -52,6 +94,10 @@ static const alloy__cpu_kernels portable = {
     ukr_f64,
     alloy__norm_row_f32_portable,
     alloy__norm_row_f64_portable,
+    gemv_f32,
+    gemv_f64,
+    axpy_f32,
+    axpy_f64,
 };
 
 const alloy__cpu_kernels *alloy__cpu_kernels_portable(void) { return &portable; }
