@@ -2,7 +2,9 @@
  * by several row tiles (or shared by batch entries), a first phase packs it once into the
  * queue's workspace and every tile reads that (BLIS's shared B panel); otherwise each
  * tile packs its own. Both give the same bits: a product element is one FMA chain
- * whatever the packing or tiling. */
+ * whatever the packing or tiling. M <= 4 against a row-major B takes the skinny kernel
+ * (same chains). When there are few tiles but a long K, K is split into chunks fixed by
+ * the shape: partial products in one phase, summed in chunk order in the next. */
 #include "cpu.h"
 #include "gemm/gemm.h"
 
@@ -12,6 +14,9 @@ typedef struct matmul_exec {
     int64_t tiles;   /* per batch entry */
     int64_t per;     /* tiles per task */
     uint32_t ntasks;
+    /* split K: nsplit chunks of kchunk, partials in the queue's workspace */
+    int64_t nsplit, kchunk;
+    void *parts;
     /* shared packed B */
     int prepack;
     int64_t b_entries;          /* distinct B matrices packed (1 when B is broadcast) */
@@ -27,6 +32,11 @@ typedef struct matmul_exec {
 /* Small tiles are grouped so a task has at least this many multiply-adds. */
 #define MIN_TASK_FMAS (INT64_C(1) << 16)
 #define PACK_COLS 512
+/* Split K only for long reductions over few tiles, in chunks of at least KSPLIT_CHUNK
+ * and at most 64 chunks. */
+#define KSPLIT_MIN_K 8192
+#define KSPLIT_MAX_TILES 16
+#define KSPLIT_CHUNK 2048
 /* Packed B larger than this is not worth holding: tiles pack their own. */
 #define MAX_PACKED (INT64_C(1) << 30)
 
@@ -55,6 +65,14 @@ static alloy_status matmul_check(const alloy__cpu_device *cd, alloy__op *op)
     }
     x->tiles = x->tiling.tiles_m * x->tiling.tiles_n;
     int64_t total = x->tiles * mm->batch.count;
+    x->nsplit = 1;
+    x->kchunk = mm->k;
+    if (total > 0 && total < KSPLIT_MAX_TILES && mm->k >= KSPLIT_MIN_K && mm->alpha != 0.0) {
+        int64_t per = (mm->k + 63) / 64;
+        per = (per + 255) / 256 * 256;
+        x->kchunk = per > KSPLIT_CHUNK ? per : KSPLIT_CHUNK;
+        x->nsplit = (mm->k + x->kchunk - 1) / x->kchunk;
+    }
     int64_t fmas = x->tiling.mt * x->tiling.nt * (mm->k > 0 ? mm->k : 1);
     int64_t min_per = fmas >= MIN_TASK_FMAS ? 1 : MIN_TASK_FMAS / fmas;
     x->per = alloy__cpu_items_per_task(total, min_per);
@@ -78,13 +96,25 @@ static int b_broadcast(const alloy__matmul_op *mm)
 static alloy_status matmul_begin(alloy__cpu_device *cd, alloy__cpu_queue *cq, alloy__op *op,
                                  char *err, size_t cap)
 {
-    (void)err;
-    (void)cap;
     const alloy__matmul_op *mm = &op->u.matmul;
     matmul_exec *x = (matmul_exec *)op->exec;
     x->phase = 0;
     x->prepack = 0;
     x->packed = NULL;
+    x->parts = NULL;
+    if (x->nsplit > 1) {
+        /* Results must not depend on memory at hand, so no fallback: fail instead. */
+        uint64_t bytes = 0;
+        if (alloy__mul_overflow_u64((uint64_t)mm->batch.count * (uint64_t)x->nsplit,
+                                    (uint64_t)(mm->m * mm->n), &bytes) ||
+            alloy__mul_overflow_u64(bytes, is_f64(mm) ? 8 : 4, &bytes) || bytes > SIZE_MAX ||
+            !(x->parts = alloy__cpu_workspace(cd, cq, (size_t)bytes))) {
+            alloy__format(err, cap, "cannot allocate %llu bytes for split-K partial products",
+                          (unsigned long long)bytes);
+            return ALLOY_ERR_OUT_OF_MEMORY;
+        }
+        return ALLOY_OK;
+    }
     if (x->ntasks == 0 || mm->alpha == 0.0 || mm->k == 0 || x->skinny)
         return ALLOY_OK;
     const alloy__gemm_blocking *bk = is_f64(mm) ? &cd->kernels->f64 : &cd->kernels->f32;
@@ -107,6 +137,14 @@ static uint32_t matmul_next_phase(alloy__cpu_device *cd, alloy__op *op)
 {
     (void)cd;
     matmul_exec *x = (matmul_exec *)op->exec;
+    if (x->nsplit > 1) {
+        int64_t total = x->tiles * op->u.matmul.batch.count;
+        switch (x->phase++) {
+        case 0: return (uint32_t)(total * x->nsplit); /* partial products (phase 1) */
+        case 1: return (uint32_t)total;               /* sums and epilogue (phase 2) */
+        default: return 0;
+        }
+    }
     switch (x->phase++) {
     case 0:
         if (x->prepack)
@@ -137,6 +175,53 @@ static void pack_task(const alloy__cpu_exec *ex, const alloy__matmul_op *mm, con
         alloy__gemm_pack_b_f32(ex->cd->kernels, &b, mm->k, mm->n, p0, j0, nt, dst);
 }
 
+/* The args of batch entry b, its tile r: i0/mt/j0/nt. */
+static void entry_args(const alloy__matmul_op *mm, const matmul_exec *x, int64_t b, int64_t r,
+                       alloy__gemm_args *g, int64_t *i0, int64_t *mt, int64_t *j0, int64_t *nt)
+{
+    int64_t im = r / x->tiling.tiles_n, jn = r % x->tiling.tiles_n;
+    int64_t off[3];
+    alloy__batch_offsets(&mm->batch, b, 3, off);
+    g->m = mm->m;
+    g->n = mm->n;
+    g->k = mm->k;
+    g->a = mm->a;
+    g->b = mm->b;
+    g->c = mm->c;
+    g->a.addr += (uint64_t)off[0] * alloy_dtype_size(mm->a.dtype);
+    g->b.addr += (uint64_t)off[1] * alloy_dtype_size(mm->b.dtype);
+    g->c.addr += (uint64_t)off[2] * alloy_dtype_size(mm->c.dtype);
+    g->bias = mm->bias;
+    g->alpha = mm->alpha;
+    g->beta = mm->beta;
+    *i0 = im * x->tiling.mt;
+    *j0 = jn * x->tiling.nt;
+    *mt = mm->m - *i0 < x->tiling.mt ? mm->m - *i0 : x->tiling.mt;
+    *nt = mm->n - *j0 < x->tiling.nt ? mm->n - *j0 : x->tiling.nt;
+}
+
+static void one_tile(const alloy__cpu_exec *ex, const matmul_exec *x, int f64,
+                     const alloy__gemm_args *g, int64_t i0, int64_t mt, int64_t j0, int64_t nt,
+                     const void *packed)
+{
+    const alloy__cpu_kernels *kt = ex->cd->kernels;
+    if (x->skinny) {
+        if (f64)
+            alloy__gemm_skinny_f64(kt, g, j0, nt, ex->scratch);
+        else
+            alloy__gemm_skinny_f32(kt, g, j0, nt, ex->scratch);
+    } else if (packed) {
+        if (f64)
+            alloy__gemm_tile_packed_f64(kt, g, i0, mt, j0, nt, packed, ex->scratch);
+        else
+            alloy__gemm_tile_packed_f32(kt, g, i0, mt, j0, nt, packed, ex->scratch);
+    } else if (f64) {
+        alloy__gemm_tile_f64(kt, g, i0, mt, j0, nt, ex->scratch);
+    } else {
+        alloy__gemm_tile_f32(kt, g, i0, mt, j0, nt, ex->scratch);
+    }
+}
+
 static void tile_task(const alloy__cpu_exec *ex, const alloy__matmul_op *mm, const matmul_exec *x,
                       uint32_t task)
 {
@@ -144,53 +229,71 @@ static void tile_task(const alloy__cpu_exec *ex, const alloy__matmul_op *mm, con
     int64_t t0 = (int64_t)task * x->per, t1 = t0 + x->per < total ? t0 + x->per : total;
     const int f64 = is_f64(mm);
     for (int64_t t = t0; t < t1; t++) {
-        int64_t b = t / x->tiles, r = t % x->tiles;
-        int64_t im = r / x->tiling.tiles_n, jn = r % x->tiling.tiles_n;
-        int64_t off[3];
-        alloy__batch_offsets(&mm->batch, b, 3, off);
+        int64_t b = t / x->tiles, i0, mt, j0, nt;
         alloy__gemm_args g;
-        g.m = mm->m;
-        g.n = mm->n;
-        g.k = mm->k;
-        g.a = mm->a;
-        g.b = mm->b;
-        g.c = mm->c;
-        g.a.addr += (uint64_t)off[0] * alloy_dtype_size(mm->a.dtype);
-        g.b.addr += (uint64_t)off[1] * alloy_dtype_size(mm->b.dtype);
-        g.c.addr += (uint64_t)off[2] * alloy_dtype_size(mm->c.dtype);
-        g.bias = mm->bias;
-        g.alpha = mm->alpha;
-        g.beta = mm->beta;
-        int64_t i0 = im * x->tiling.mt, j0 = jn * x->tiling.nt;
-        int64_t mt = mm->m - i0 < x->tiling.mt ? mm->m - i0 : x->tiling.mt;
-        int64_t nt = mm->n - j0 < x->tiling.nt ? mm->n - j0 : x->tiling.nt;
-        const alloy__cpu_kernels *kt = ex->cd->kernels;
-        if (x->skinny) {
-            if (f64)
-                alloy__gemm_skinny_f64(kt, &g, j0, nt, ex->scratch);
-            else
-                alloy__gemm_skinny_f32(kt, &g, j0, nt, ex->scratch);
-        } else if (x->prepack) {
-            const char *pb = (const char *)x->packed + x->packed_size * (size_t)(x->b_entries == 1 ? 0 : b);
-            if (f64)
-                alloy__gemm_tile_packed_f64(kt, &g, i0, mt, j0, nt, pb, ex->scratch);
-            else
-                alloy__gemm_tile_packed_f32(kt, &g, i0, mt, j0, nt, pb, ex->scratch);
-        } else if (f64) {
-            alloy__gemm_tile_f64(kt, &g, i0, mt, j0, nt, ex->scratch);
-        } else {
-            alloy__gemm_tile_f32(kt, &g, i0, mt, j0, nt, ex->scratch);
-        }
+        entry_args(mm, x, b, t % x->tiles, &g, &i0, &mt, &j0, &nt);
+        const void *pb = NULL;
+        if (x->prepack)
+            pb = (const char *)x->packed + x->packed_size * (size_t)(x->b_entries == 1 ? 0 : b);
+        one_tile(ex, x, f64, &g, i0, mt, j0, nt, pb);
     }
+}
+
+/* Split K, phase 1: tile t's partial product over chunk s, into part s of its entry. */
+static void partial_task(const alloy__cpu_exec *ex, const alloy__matmul_op *mm,
+                         const matmul_exec *x, uint32_t task)
+{
+    int64_t t = task / x->nsplit, s = task % x->nsplit;
+    int64_t b = t / x->tiles, i0, mt, j0, nt;
+    const int f64 = is_f64(mm);
+    const size_t es = f64 ? 8 : 4;
+    alloy__gemm_args g;
+    entry_args(mm, x, b, t % x->tiles, &g, &i0, &mt, &j0, &nt);
+    int64_t k0 = s * x->kchunk;
+    g.k = mm->k - k0 < x->kchunk ? mm->k - k0 : x->kchunk;
+    g.a.addr += (uint64_t)(k0 * g.a.cs) * alloy_dtype_size(g.a.dtype);
+    g.b.addr += (uint64_t)(k0 * g.b.rs) * alloy_dtype_size(g.b.dtype);
+    g.alpha = 1.0;
+    g.beta = 0.0;
+    g.bias.addr = 0;
+    g.c.addr = (uint64_t)(uintptr_t)((char *)x->parts +
+                                      (size_t)((b * x->nsplit + s) * mm->m * mm->n) * es);
+    g.c.dtype = f64 ? ALLOY_F64 : ALLOY_F32;
+    g.c.rs = mm->n;
+    g.c.cs = 1;
+    one_tile(ex, x, f64, &g, i0, mt, j0, nt, NULL);
+}
+
+/* Split K, phase 2: tile t's partials summed in chunk order, then the epilogue. */
+static void finish_task(const alloy__cpu_exec *ex, const alloy__matmul_op *mm, const matmul_exec *x,
+                        uint32_t task)
+{
+    int64_t b = task / x->tiles, i0, mt, j0, nt;
+    const int f64 = is_f64(mm);
+    alloy__gemm_args g;
+    entry_args(mm, x, b, task % x->tiles, &g, &i0, &mt, &j0, &nt);
+    const char *parts =
+        (const char *)x->parts + (size_t)(b * x->nsplit * mm->m * mm->n) * (f64 ? 8u : 4u);
+    size_t pe = (size_t)(mm->m * mm->n);
+    if (f64)
+        alloy__gemm_ksplit_finish_f64(&g, parts, x->nsplit, pe, i0, mt, j0, nt, ex->scratch);
+    else
+        alloy__gemm_ksplit_finish_f32(&g, parts, x->nsplit, pe, i0, mt, j0, nt, ex->scratch);
 }
 
 static void matmul_task(const alloy__cpu_exec *ex, alloy__op *op, uint32_t task)
 {
     const matmul_exec *x = (const matmul_exec *)op->exec;
-    if (x->phase == 1)
+    if (x->nsplit > 1) {
+        if (x->phase == 1)
+            partial_task(ex, &op->u.matmul, x, task);
+        else
+            finish_task(ex, &op->u.matmul, x, task);
+    } else if (x->phase == 1) {
         pack_task(ex, &op->u.matmul, x, task);
-    else
+    } else {
         tile_task(ex, &op->u.matmul, x, task);
+    }
 }
 
 static alloy_status matmul_end(alloy__cpu_device *cd, alloy__op *op, char *err, size_t cap)

@@ -49,6 +49,17 @@ void alloy__gemm_skinny_f32(const alloy__cpu_kernels *kt, const alloy__gemm_args
 void alloy__gemm_skinny_f64(const alloy__cpu_kernels *kt, const alloy__gemm_args *g, int64_t j0,
                             int64_t nt, void *scratch);
 
+/* Split-K: the caller computes partial products over fixed K chunks into `parts` (nparts
+ * row-major m x n matrices, part_elems apart, through the tile functions with alpha 1,
+ * beta 0, no bias), then this sums a tile's partials in chunk order and applies g's
+ * epilogue. Scratch holds one tile of mt x nt. */
+void alloy__gemm_ksplit_finish_f32(const alloy__gemm_args *g, const void *parts, int64_t nparts,
+                                   size_t part_elems, int64_t i0, int64_t mt, int64_t j0,
+                                   int64_t nt, void *scratch);
+void alloy__gemm_ksplit_finish_f64(const alloy__gemm_args *g, const void *parts, int64_t nparts,
+                                   size_t part_elems, int64_t i0, int64_t mt, int64_t j0,
+                                   int64_t nt, void *scratch);
+
 /* In-place product update for the blocked solvers: C (row-major T, leading dimension ldc)
  *   C[0:mt, 0:nt] (+/-)= A[0:mt, 0:k] @ B[0:k, 0:nt]
  * each element one FMA chain starting from C's value, in k order (negate packs -A, which
