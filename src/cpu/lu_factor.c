@@ -1,12 +1,16 @@
-/* lu_factor on the CPU: right-looking blocked LU with partial pivoting, every batch entry
- * through the same phases:
+/* lu_factor on the CPU: right-looking blocked LU with partial pivoting and a lookahead of
+ * one panel, every batch entry through the same phases:
  *   INIT        info = 0 (and the row-major copy when the input is not row-major)
+ *   PANEL       panel 0: one task per entry, recursive LU of A[0:m, 0:NB] (solve.h)
  *   per panel k of NB columns:
- *     PANEL     one task per entry: recursive LU of A[k:m, k:k+NB] (solve.h)
  *     SWAP      column blocks left and right of the panel: its row swaps; right of it
  *               also U12 = L11^-1 A12
- *     UPDATE    GEMM tiles of A22 -= L21 U12 (in-place FMA chains)
+ *     UPDATE    A22 -= L21 U12: first one task per entry that updates the next panel's
+ *               columns and factors that panel (lookahead: the serial panel overlaps the
+ *               rest of the update), then GEMM tiles of the remaining columns
  *   COPY_OUT    back to the caller's layout
+ * The lookahead changes who computes what, not what is computed: every element of the
+ * update is the same in-place FMA chain, so the result is bitwise the one without it.
  * Small matrices (N <= NB) are one PANEL task each. */
 #include "solve.h"
 #include "workmat.h"
@@ -19,6 +23,7 @@ enum { STAGE_START, STAGE_INIT, STAGE_PANEL, STAGE_SWAP, STAGE_UPDATE, STAGE_COP
 typedef struct lu_exec {
     alloy__workmat x;
     int64_t nb, k, kb;
+    int64_t kb_next; /* the next panel's width (0: none): its columns belong to the lookahead task */
     int64_t left_blocks, right_blocks;
     alloy__gemm_tiling tiling;
     int64_t tiles;
@@ -60,10 +65,14 @@ static alloy_status lu_begin(alloy__cpu_device *cd, alloy__cpu_queue *cq, alloy_
 /* Plans panel e->k's SWAP and UPDATE phases. */
 static void plan_panel(const alloy__cpu_device *cd, const alloy__lu_factor_op *lu, lu_exec *e)
 {
-    e->kb = min64(e->nb, min64(lu->m, lu->n) - e->k);
+    const int64_t mn = min64(lu->m, lu->n);
+    e->kb = min64(e->nb, mn - e->k);
+    e->kb_next = min64(e->nb, mn - e->k - e->kb);
+    if (e->kb_next < 0)
+        e->kb_next = 0;
     e->left_blocks = ceil_div(e->k, SWAP_COLS);
     e->right_blocks = ceil_div(lu->n - e->k - e->kb, SWAP_COLS);
-    int64_t rows = lu->m - e->k - e->kb, cols = lu->n - e->k - e->kb;
+    int64_t rows = lu->m - e->k - e->kb, cols = lu->n - e->k - e->kb - e->kb_next;
     int64_t want = lu->batch.count >= 64 ? 1 : 64 / lu->batch.count;
     e->tiling = alloy__gemm_plan(cd->kernels, lu->a.dtype == ALLOY_F64, rows, cols, want);
     e->tiles = rows > 0 && cols > 0 ? e->tiling.tiles_m * e->tiling.tiles_n : 0;
@@ -98,15 +107,16 @@ static uint32_t lu_next_phase(alloy__cpu_device *cd, alloy__op *op)
             continue;
         case STAGE_SWAP:
             e->stage = STAGE_UPDATE;
-            if (e->tiles > 0)
-                return (uint32_t)(count * e->tiles);
+            if (e->kb_next > 0 || e->tiles > 0)
+                return (uint32_t)(count * ((e->kb_next > 0) + e->tiles));
             continue;
         case STAGE_UPDATE:
             e->k += e->kb;
             if (e->k < mn) {
+                /* Panel k was factored by the lookahead tasks: straight to its swaps. */
                 plan_panel(cd, lu, e);
                 e->stage = STAGE_PANEL;
-                return (uint32_t)count;
+                continue;
             }
             e->stage = STAGE_COPY_OUT;
             if (alloy__workmat_copies(&e->x))
@@ -145,27 +155,51 @@ static void init_task(const alloy__lu_factor_op *lu, const lu_exec *e, uint32_t 
     }
 }
 
+/* Recursive LU of entry b's panel A[k:m, k:k+kb]; its pivots and info. */
 static void panel_task(const alloy__cpu_exec *ex, const alloy__lu_factor_op *lu, const lu_exec *e,
-                       int64_t b)
+                       int64_t b, int64_t k, int64_t kb)
 {
     int64_t ld, piv[MAX_NB];
     char *a = alloy__workmat_entry(&e->x, b, &ld);
     const size_t es = e->x.esize;
-    const int64_t k = e->k;
     char *panel = a + (size_t)(k * ld + k) * es;
     int64_t zero;
     if (es == 8)
-        zero = alloy__lu_rec_f64(ex->cd->kernels, (double *)panel, ld, lu->m - k, e->kb, piv,
+        zero = alloy__lu_rec_f64(ex->cd->kernels, (double *)panel, ld, lu->m - k, kb, piv,
                                  ex->scratch);
     else
-        zero = alloy__lu_rec_f32(ex->cd->kernels, (float *)panel, ld, lu->m - k, e->kb, piv,
+        zero = alloy__lu_rec_f32(ex->cd->kernels, (float *)panel, ld, lu->m - k, kb, piv,
                                  ex->scratch);
     int32_t *pout;
     int32_t *info = entry_info(lu, b, &pout);
     if (zero >= 0 && *info == 0)
         *info = (int32_t)(k + zero + 1);
-    for (int64_t i = 0; i < e->kb; i++)
+    for (int64_t i = 0; i < kb; i++)
         pout[(k + i) * lu->pivots.stride] = (int32_t)(k + piv[i] + 1);
+}
+
+/* Lookahead: the next panel's columns of A22 -= L21 U12, then that panel's LU. */
+static void lookahead_task(const alloy__cpu_exec *ex, const alloy__lu_factor_op *lu,
+                           const lu_exec *e, int64_t b)
+{
+    int64_t ld;
+    char *a = alloy__workmat_entry(&e->x, b, &ld);
+    const size_t es = e->x.esize;
+    const int64_t k = e->k, kb = e->kb, r0 = k + kb;
+    alloy__mat l21, u12;
+    l21.addr = (uint64_t)(uintptr_t)(a + (size_t)(r0 * ld + k) * es);
+    u12.addr = (uint64_t)(uintptr_t)(a + (size_t)(k * ld + r0) * es);
+    l21.dtype = u12.dtype = lu->a.dtype;
+    l21.rs = u12.rs = ld;
+    l21.cs = u12.cs = 1;
+    char *c = a + (size_t)(r0 * ld + r0) * es;
+    if (es == 8)
+        alloy__gemm_update_all_f64(ex->cd->kernels, &l21, &u12, (double *)c, ld, lu->m - r0,
+                                   e->kb_next, kb, 1, ex->scratch);
+    else
+        alloy__gemm_update_all_f32(ex->cd->kernels, &l21, &u12, (float *)c, ld, lu->m - r0,
+                                   e->kb_next, kb, 1, ex->scratch);
+    panel_task(ex, lu, e, b, r0, e->kb_next);
 }
 
 static void swap_task(const alloy__cpu_exec *ex, const alloy__lu_factor_op *lu, const lu_exec *e,
@@ -203,9 +237,9 @@ static void update_task(const alloy__cpu_exec *ex, const alloy__lu_factor_op *lu
     int64_t ld;
     char *a = alloy__workmat_entry(&e->x, b, &ld);
     const size_t es = e->x.esize;
-    const int64_t k = e->k, kb = e->kb, r0 = k + kb;
+    const int64_t k = e->k, kb = e->kb, r0 = k + kb, c0 = r0 + e->kb_next;
     int64_t im = tile / e->tiling.tiles_n, jn = tile % e->tiling.tiles_n;
-    int64_t i0 = r0 + im * e->tiling.mt, j0 = r0 + jn * e->tiling.nt;
+    int64_t i0 = r0 + im * e->tiling.mt, j0 = c0 + jn * e->tiling.nt;
     int64_t mt = min64(e->tiling.mt, lu->m - i0), nt = min64(e->tiling.nt, lu->n - j0);
     alloy__mat l21, u12;
     l21.addr = (uint64_t)(uintptr_t)(a + (size_t)(i0 * ld + k) * es);
@@ -228,13 +262,21 @@ static void lu_task(const alloy__cpu_exec *ex, alloy__op *op, uint32_t task)
     const lu_exec *e = (const lu_exec *)op->exec;
     switch (e->stage) {
     case STAGE_INIT: init_task(lu, e, task); break;
-    case STAGE_PANEL: panel_task(ex, lu, e, task); break;
+    case STAGE_PANEL: panel_task(ex, lu, e, task, 0, e->kb); break;
     case STAGE_SWAP: {
         int64_t per = e->left_blocks + e->right_blocks;
         swap_task(ex, lu, e, task / per, task % per);
         break;
     }
-    case STAGE_UPDATE: update_task(ex, lu, e, task / e->tiles, task % e->tiles); break;
+    case STAGE_UPDATE: {
+        /* Lookahead tasks first (one per entry), so they start before the tiles. */
+        int64_t ahead = e->kb_next > 0 ? lu->batch.count : 0;
+        if (task < ahead)
+            lookahead_task(ex, lu, e, task);
+        else
+            update_task(ex, lu, e, (task - ahead) / e->tiles, (task - ahead) % e->tiles);
+        break;
+    }
     case STAGE_COPY_OUT: alloy__workmat_copy_out(&e->x, task); break;
     default: break;
     }
