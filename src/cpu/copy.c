@@ -94,7 +94,7 @@ static void copy_run(char *dst, int64_t ds, alloy_dtype dt, const char *src, int
 
 typedef struct copy_exec {
     int64_t per; /* elements per task */
-    uint32_t ntasks;
+    uint64_t ntasks;
     int phase;
 } copy_exec;
 
@@ -125,14 +125,14 @@ static alloy_status copy_begin(alloy__cpu_device *cd, alloy__cpu_queue *cq, allo
     return ALLOY_OK;
 }
 
-static uint32_t copy_next_phase(alloy__cpu_device *cd, alloy__op *op)
+static uint64_t copy_next_phase(alloy__cpu_device *cd, alloy__op *op)
 {
     (void)cd;
     copy_exec *x = (copy_exec *)op->exec;
     return x->phase++ == 0 ? x->ntasks : 0;
 }
 
-static void copy_task(const alloy__cpu_exec *ex, alloy__op *op, uint32_t task)
+static void copy_task(const alloy__cpu_exec *ex, alloy__op *op, uint64_t task)
 {
     (void)ex;
     const alloy__copy_op *c = &op->u.copy;

@@ -49,6 +49,7 @@ struct alloy__cpu_job {
     _Atomic uint32_t gate;     /* FINISHED bit | threads executing this job */
     uint32_t cap;              /* at most this many threads execute it at once */
     size_t scratch_need;       /* largest per-task scratch of its ops */
+    uint64_t items, per;       /* current phase: items, and items per task */
     /* Touched only by the one thread advancing phases (with no task running). */
     size_t op_index;
     int op_active;
@@ -89,10 +90,11 @@ typedef struct alloy__cpu_op_impl {
      * writes a reason into err. */
     alloy_status (*begin)(alloy__cpu_device *cd, alloy__cpu_queue *cq, alloy__op *op, char *err,
                           size_t errcap);
-    /* By one thread, after begin and after each phase: the next phase's task count, or 0
-     * when the op is complete. */
-    uint32_t (*next_phase)(alloy__cpu_device *cd, alloy__op *op);
-    void (*run)(const alloy__cpu_exec *x, alloy__op *op, uint32_t task);
+    /* By one thread, after begin and after each phase: the next phase's item count, or 0
+     * when the op is complete. Items run independently; the pool groups consecutive items
+     * into at most ALLOY__CPU_MAX_TASKS tasks, so a phase may have any number of them. */
+    uint64_t (*next_phase)(alloy__cpu_device *cd, alloy__op *op);
+    void (*run)(const alloy__cpu_exec *x, alloy__op *op, uint64_t item);
     /* By one thread, when the op is complete (only if begin succeeded): frees what begin
      * allocated and reports a failure its tasks found (e.g. invalid pivots), with a reason
      * in err; ALLOY_OK otherwise. */
@@ -116,9 +118,9 @@ void alloy__cpu_job_start(alloy__cpu_job *job);
 int alloy__cpu_job_help(alloy_queue *q, alloy__cpu_job *job);
 
 /* A phase plan that splits `count` items into tasks of `per` items (fixed by shape). */
-static inline uint32_t alloy__cpu_tasks(int64_t count, int64_t per)
+static inline uint64_t alloy__cpu_tasks(int64_t count, int64_t per)
 {
-    return (uint32_t)((count + per - 1) / per);
+    return (uint64_t)((count + per - 1) / per);
 }
 /* Items per task so that there are at most ALLOY__CPU_MAX_TASKS tasks and at least
  * `min_per` items in each. */

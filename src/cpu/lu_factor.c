@@ -28,7 +28,7 @@ typedef struct lu_exec {
     alloy__gemm_tiling tiling;
     int64_t tiles;
     int64_t init_per;
-    uint32_t init_tasks;
+    uint64_t init_tasks;
     int stage;
 } lu_exec;
 
@@ -78,7 +78,7 @@ static void plan_panel(const alloy__cpu_device *cd, const alloy__lu_factor_op *l
     e->tiles = rows > 0 && cols > 0 ? e->tiling.tiles_m * e->tiling.tiles_n : 0;
 }
 
-static uint32_t lu_next_phase(alloy__cpu_device *cd, alloy__op *op)
+static uint64_t lu_next_phase(alloy__cpu_device *cd, alloy__op *op)
 {
     const alloy__lu_factor_op *lu = &op->u.lu_factor;
     lu_exec *e = (lu_exec *)op->exec;
@@ -99,16 +99,16 @@ static uint32_t lu_next_phase(alloy__cpu_device *cd, alloy__op *op)
             e->k = 0;
             plan_panel(cd, lu, e);
             e->stage = STAGE_PANEL;
-            return (uint32_t)count;
+            return (uint64_t)count;
         case STAGE_PANEL:
             e->stage = STAGE_SWAP;
             if (e->left_blocks + e->right_blocks > 0)
-                return (uint32_t)(count * (e->left_blocks + e->right_blocks));
+                return (uint64_t)(count * (e->left_blocks + e->right_blocks));
             continue;
         case STAGE_SWAP:
             e->stage = STAGE_UPDATE;
             if (e->kb_next > 0 || e->tiles > 0)
-                return (uint32_t)(count * ((e->kb_next > 0) + e->tiles));
+                return (uint64_t)(count * ((e->kb_next > 0) + e->tiles));
             continue;
         case STAGE_UPDATE:
             e->k += e->kb;
@@ -135,7 +135,7 @@ static int32_t *entry_info(const alloy__lu_factor_op *lu, int64_t b, int32_t **p
     return (int32_t *)(uintptr_t)lu->info + off[2];
 }
 
-static void init_task(const alloy__lu_factor_op *lu, const lu_exec *e, uint32_t task)
+static void init_task(const alloy__lu_factor_op *lu, const lu_exec *e, uint64_t task)
 {
     if (alloy__workmat_copies(&e->x)) {
         alloy__workmat_copy_in(&e->x, task);
@@ -256,7 +256,7 @@ static void update_task(const alloy__cpu_exec *ex, const alloy__lu_factor_op *lu
                                ex->scratch);
 }
 
-static void lu_task(const alloy__cpu_exec *ex, alloy__op *op, uint32_t task)
+static void lu_task(const alloy__cpu_exec *ex, alloy__op *op, uint64_t task)
 {
     const alloy__lu_factor_op *lu = &op->u.lu_factor;
     const lu_exec *e = (const lu_exec *)op->exec;
@@ -270,11 +270,11 @@ static void lu_task(const alloy__cpu_exec *ex, alloy__op *op, uint32_t task)
     }
     case STAGE_UPDATE: {
         /* Lookahead tasks first (one per entry), so they start before the tiles. */
-        int64_t ahead = e->kb_next > 0 ? lu->batch.count : 0;
-        if (task < ahead)
-            lookahead_task(ex, lu, e, task);
+        const int64_t ahead = e->kb_next > 0 ? lu->batch.count : 0, t = (int64_t)task;
+        if (t < ahead)
+            lookahead_task(ex, lu, e, t);
         else
-            update_task(ex, lu, e, (task - ahead) / e->tiles, (task - ahead) % e->tiles);
+            update_task(ex, lu, e, (t - ahead) / e->tiles, (t - ahead) % e->tiles);
         break;
     }
     case STAGE_COPY_OUT: alloy__workmat_copy_out(&e->x, task); break;

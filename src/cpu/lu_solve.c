@@ -16,7 +16,7 @@ typedef struct lu_solve_exec {
     alloy__workmat x;
     alloy__col_blocks cols;
     int64_t validate_per;
-    uint32_t validate_tasks;
+    uint64_t validate_tasks;
     int stage;
     _Atomic int64_t bad_entry; /* smallest batch entry with a bad pivot, or -1 */
 } lu_solve_exec;
@@ -48,7 +48,7 @@ static alloy_status lu_solve_begin(alloy__cpu_device *cd, alloy__cpu_queue *cq, 
     return alloy__workmat_begin(cd, cq, &e->x, err, cap);
 }
 
-static uint32_t lu_solve_next_phase(alloy__cpu_device *cd, alloy__op *op)
+static uint64_t lu_solve_next_phase(alloy__cpu_device *cd, alloy__op *op)
 {
     (void)cd;
     lu_solve_exec *e = (lu_solve_exec *)op->exec;
@@ -70,7 +70,7 @@ static uint32_t lu_solve_next_phase(alloy__cpu_device *cd, alloy__op *op)
         /* fall through */
     case STAGE_COPY_IN:
         e->stage = STAGE_SOLVE;
-        return (uint32_t)(ls->batch.count * e->cols.per_entry);
+        return (uint64_t)(ls->batch.count * e->cols.per_entry);
     case STAGE_SOLVE:
         if (copies) {
             e->stage = STAGE_COPY_OUT;
@@ -92,7 +92,7 @@ static const int32_t *entry_pivots(const alloy__lu_solve_op *ls, int64_t b, cons
     return (const int32_t *)(uintptr_t)ls->pivots.addr + off[1];
 }
 
-static void validate(const alloy__lu_solve_op *ls, lu_solve_exec *e, uint32_t task)
+static void validate(const alloy__lu_solve_op *ls, lu_solve_exec *e, uint64_t task)
 {
     int64_t b0 = (int64_t)task * e->validate_per;
     int64_t b1 = b0 + e->validate_per < ls->batch.count ? b0 + e->validate_per : ls->batch.count;
@@ -115,7 +115,7 @@ static void validate(const alloy__lu_solve_op *ls, lu_solve_exec *e, uint32_t ta
 }
 
 static void solve_block(const alloy__cpu_exec *ex, const alloy__lu_solve_op *ls,
-                        const lu_solve_exec *e, uint32_t task)
+                        const lu_solve_exec *e, uint64_t task)
 {
     int64_t b = task / e->cols.per_entry, blk = task % e->cols.per_entry;
     int64_t j0 = blk * e->cols.width;
@@ -153,7 +153,7 @@ static void solve_block(const alloy__cpu_exec *ex, const alloy__lu_solve_op *ls,
     }
 }
 
-static void lu_solve_task(const alloy__cpu_exec *ex, alloy__op *op, uint32_t task)
+static void lu_solve_task(const alloy__cpu_exec *ex, alloy__op *op, uint64_t task)
 {
     lu_solve_exec *e = (lu_solve_exec *)op->exec;
     switch (e->stage) {

@@ -13,7 +13,7 @@ typedef struct matmul_exec {
     alloy__gemm_tiling tiling;
     int64_t tiles;   /* per batch entry */
     int64_t per;     /* tiles per task */
-    uint32_t ntasks;
+    uint64_t ntasks;
     /* split K: nsplit chunks of kchunk, partials in the queue's workspace */
     int64_t nsplit, kchunk;
     void *parts;
@@ -133,22 +133,22 @@ static alloy_status matmul_begin(alloy__cpu_device *cd, alloy__cpu_queue *cq, al
     return ALLOY_OK;
 }
 
-static uint32_t matmul_next_phase(alloy__cpu_device *cd, alloy__op *op)
+static uint64_t matmul_next_phase(alloy__cpu_device *cd, alloy__op *op)
 {
     (void)cd;
     matmul_exec *x = (matmul_exec *)op->exec;
     if (x->nsplit > 1) {
         int64_t total = x->tiles * op->u.matmul.batch.count;
         switch (x->phase++) {
-        case 0: return (uint32_t)(total * x->nsplit); /* partial products (phase 1) */
-        case 1: return (uint32_t)total;               /* sums and epilogue (phase 2) */
+        case 0: return (uint64_t)(total * x->nsplit); /* partial products (phase 1) */
+        case 1: return (uint64_t)total;               /* sums and epilogue (phase 2) */
         default: return 0;
         }
     }
     switch (x->phase++) {
     case 0:
         if (x->prepack)
-            return (uint32_t)(x->b_entries * x->kblocks * x->nblocks);
+            return (uint64_t)(x->b_entries * x->kblocks * x->nblocks);
         x->phase++;
         /* fall through */
     case 1: return x->ntasks;
@@ -157,7 +157,7 @@ static uint32_t matmul_next_phase(alloy__cpu_device *cd, alloy__op *op)
 }
 
 static void pack_task(const alloy__cpu_exec *ex, const alloy__matmul_op *mm, const matmul_exec *x,
-                      uint32_t task)
+                      uint64_t task)
 {
     const alloy__gemm_blocking *bk = is_f64(mm) ? &ex->cd->kernels->f64 : &ex->cd->kernels->f32;
     int64_t per_entry = x->kblocks * x->nblocks;
@@ -223,7 +223,7 @@ static void one_tile(const alloy__cpu_exec *ex, const matmul_exec *x, int f64,
 }
 
 static void tile_task(const alloy__cpu_exec *ex, const alloy__matmul_op *mm, const matmul_exec *x,
-                      uint32_t task)
+                      uint64_t task)
 {
     int64_t total = x->tiles * mm->batch.count;
     int64_t t0 = (int64_t)task * x->per, t1 = t0 + x->per < total ? t0 + x->per : total;
@@ -241,7 +241,7 @@ static void tile_task(const alloy__cpu_exec *ex, const alloy__matmul_op *mm, con
 
 /* Split K, phase 1: tile t's partial product over chunk s, into part s of its entry. */
 static void partial_task(const alloy__cpu_exec *ex, const alloy__matmul_op *mm,
-                         const matmul_exec *x, uint32_t task)
+                         const matmul_exec *x, uint64_t task)
 {
     int64_t t = task / x->nsplit, s = task % x->nsplit;
     int64_t b = t / x->tiles, i0, mt, j0, nt;
@@ -266,7 +266,7 @@ static void partial_task(const alloy__cpu_exec *ex, const alloy__matmul_op *mm,
 
 /* Split K, phase 2: tile t's partials summed in chunk order, then the epilogue. */
 static void finish_task(const alloy__cpu_exec *ex, const alloy__matmul_op *mm, const matmul_exec *x,
-                        uint32_t task)
+                        uint64_t task)
 {
     int64_t b = task / x->tiles, i0, mt, j0, nt;
     const int f64 = is_f64(mm);
@@ -281,7 +281,7 @@ static void finish_task(const alloy__cpu_exec *ex, const alloy__matmul_op *mm, c
         alloy__gemm_ksplit_finish_f32(&g, parts, x->nsplit, pe, i0, mt, j0, nt, ex->scratch);
 }
 
-static void matmul_task(const alloy__cpu_exec *ex, alloy__op *op, uint32_t task)
+static void matmul_task(const alloy__cpu_exec *ex, alloy__op *op, uint64_t task)
 {
     const matmul_exec *x = (const matmul_exec *)op->exec;
     if (x->nsplit > 1) {

@@ -8,7 +8,7 @@
 
 typedef struct norm_exec {
     int64_t rows_per_task;
-    uint32_t ntasks;
+    uint64_t ntasks;
     int phase;
 } norm_exec;
 
@@ -41,14 +41,14 @@ static alloy_status norm_begin(alloy__cpu_device *cd, alloy__cpu_queue *cq, allo
     return ALLOY_OK;
 }
 
-static uint32_t norm_next_phase(alloy__cpu_device *cd, alloy__op *op)
+static uint64_t norm_next_phase(alloy__cpu_device *cd, alloy__op *op)
 {
     (void)cd;
     norm_exec *x = (norm_exec *)op->exec;
     return x->phase++ == 0 ? x->ntasks : 0;
 }
 
-static void norm_task(const alloy__cpu_exec *ex, alloy__op *op, uint32_t task)
+static void norm_task(const alloy__cpu_exec *ex, alloy__op *op, uint64_t task)
 {
     const alloy__norm_op *n = &op->u.norm;
     const norm_exec *x = (const norm_exec *)op->exec;

@@ -134,8 +134,11 @@ static void job_advance(alloy__cpu_job *j, uint64_t s)
         if (j->op_active) {
             alloy__op *op = &cb->ops[j->op_index];
             const alloy__cpu_op_impl *impl = alloy__cpu_op(op->kind);
-            uint32_t n = impl->next_phase(cd, op);
-            if (n > 0) {
+            uint64_t items = impl->next_phase(cd, op);
+            if (items > 0) {
+                j->items = items;
+                j->per = (items + ALLOY__CPU_MAX_TASKS - 1) / ALLOY__CPU_MAX_TASKS;
+                uint32_t n = (uint32_t)((items + j->per - 1) / j->per);
                 atomic_store_explicit(&j->done, 0, memory_order_relaxed);
                 atomic_store_explicit(&j->claim, pack(claim_gen(s) + 1, n, 0),
                                       memory_order_release);
@@ -185,7 +188,11 @@ static void job_run(alloy__cpu_job *j, const alloy__cpu_exec *x)
             idle = 0;
             if (!j->starting) {
                 alloy__op *op = &j->cb->ops[j->op_index];
-                alloy__cpu_op(op->kind)->run(x, op, next);
+                const alloy__cpu_op_impl *impl = alloy__cpu_op(op->kind);
+                uint64_t i0 = (uint64_t)next * j->per;
+                uint64_t i1 = i0 + j->per < j->items ? i0 + j->per : j->items;
+                for (uint64_t i = i0; i < i1; i++)
+                    impl->run(x, op, i);
             }
             uint32_t d = atomic_fetch_add_explicit(&j->done, 1, memory_order_acq_rel) + 1;
             if (d == nt)

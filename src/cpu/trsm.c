@@ -67,7 +67,7 @@ static alloy_status trsm_begin(alloy__cpu_device *cd, alloy__cpu_queue *cq, allo
     return alloy__workmat_begin(cd, cq, &e->x, err, cap);
 }
 
-static uint32_t trsm_next_phase(alloy__cpu_device *cd, alloy__op *op)
+static uint64_t trsm_next_phase(alloy__cpu_device *cd, alloy__op *op)
 {
     (void)cd;
     trsm_exec *e = (trsm_exec *)op->exec;
@@ -84,7 +84,7 @@ static uint32_t trsm_next_phase(alloy__cpu_device *cd, alloy__op *op)
         /* fall through */
     case STAGE_COPY_IN:
         e->stage = STAGE_SOLVE;
-        return (uint32_t)(t->batch.count * e->cols.per_entry);
+        return (uint64_t)(t->batch.count * e->cols.per_entry);
     case STAGE_SOLVE:
         if (copies) {
             e->stage = STAGE_COPY_OUT;
@@ -96,7 +96,7 @@ static uint32_t trsm_next_phase(alloy__cpu_device *cd, alloy__op *op)
 }
 
 static void solve_block(const alloy__cpu_exec *ex, const alloy__trsm_op *t, const trsm_exec *e,
-                        uint32_t task)
+                        uint64_t task)
 {
     int64_t b = task / e->cols.per_entry, blk = task % e->cols.per_entry;
     int64_t j0 = blk * e->cols.width;
@@ -134,7 +134,7 @@ static void solve_block(const alloy__cpu_exec *ex, const alloy__trsm_op *t, cons
                             e->x.m, w, ex->scratch);
 }
 
-static void trsm_task(const alloy__cpu_exec *ex, alloy__op *op, uint32_t task)
+static void trsm_task(const alloy__cpu_exec *ex, alloy__op *op, uint64_t task)
 {
     trsm_exec *e = (trsm_exec *)op->exec;
     switch (e->stage) {

@@ -67,7 +67,7 @@ void *alloy__workmat_entry(const alloy__workmat *w, int64_t b, int64_t *ld)
     return user_entry(w, b);
 }
 
-static void copy_rows(const alloy__workmat *w, uint32_t task, int in)
+static void copy_rows(const alloy__workmat *w, uint64_t task, int in)
 {
     int64_t rows = w->batch->count * w->m;
     int64_t r0 = (int64_t)task * w->rows_per_task;
@@ -99,5 +99,5 @@ static void copy_rows(const alloy__workmat *w, uint32_t task, int in)
     }
 }
 
-void alloy__workmat_copy_in(const alloy__workmat *w, uint32_t task) { copy_rows(w, task, 1); }
-void alloy__workmat_copy_out(const alloy__workmat *w, uint32_t task) { copy_rows(w, task, 0); }
+void alloy__workmat_copy_in(const alloy__workmat *w, uint64_t task) { copy_rows(w, task, 1); }
+void alloy__workmat_copy_out(const alloy__workmat *w, uint64_t task) { copy_rows(w, task, 0); }

@@ -17,7 +17,7 @@ typedef struct alloy__workmat {
     void *work; /* NULL: in place; else the queue's workspace */
     int64_t ldw;
     int64_t rows_per_task; /* copy phases */
-    uint32_t copy_tasks;
+    uint64_t copy_tasks;
     double scale; /* applied on copy in (triangular solve's alpha); 1 otherwise */
 } alloy__workmat;
 
@@ -32,7 +32,7 @@ alloy_status alloy__workmat_begin(alloy__cpu_device *cd, alloy__cpu_queue *cq, a
 /* Entry b's matrix: base pointer and leading dimension. */
 void *alloy__workmat_entry(const alloy__workmat *w, int64_t b, int64_t *ld);
 /* Copy phases: task t of copy_tasks (row chunks of every entry). */
-void alloy__workmat_copy_in(const alloy__workmat *w, uint32_t task);
-void alloy__workmat_copy_out(const alloy__workmat *w, uint32_t task);
+void alloy__workmat_copy_in(const alloy__workmat *w, uint64_t task);
+void alloy__workmat_copy_out(const alloy__workmat *w, uint64_t task);
 
 #endif
