@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 bash scripts/deps.sh clang-tidy cppcheck cmake ninja-build build-essential
 build=build/lint
 cmake -S . -B "$build" -G Ninja -DCMAKE_EXPORT_COMPILE_COMMANDS=ON -DALLOY_BUILD_TESTS=OFF \
-  -DALLOY_BUILD_BENCH=OFF -DALLOY_BUILD_BLAS=OFF ${ALLOY_CMAKE_ARGS:-} >/dev/null
+  -DALLOY_BUILD_BENCH=OFF ${ALLOY_CMAKE_ARGS:-} >/dev/null
 ninja -C "$build" >/dev/null # generated headers (the CUDA fatbin) must exist
 files=$(find src -name '*.c' | grep -v -e "${ALLOY_LINT_EXCLUDE:-^$}" | sort)
 echo "clang-tidy: $(echo "$files" | wc -l) files"

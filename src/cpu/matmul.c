@@ -49,7 +49,7 @@ static alloy_status matmul_check(const alloy__cpu_device *cd, alloy__op *op)
     int64_t want = mm->batch.count >= WANT_TILES || mm->batch.count == 0
                        ? 1
                        : WANT_TILES / mm->batch.count;
-    alloy__gemm_args g;
+    alloy__gemm_args g = {0};
     g.m = mm->m;
     g.k = mm->k;
     g.b = mm->b;
