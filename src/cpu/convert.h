@@ -22,21 +22,17 @@ static inline uint32_t alloy__f32_bits(float f)
 
 static inline float alloy__bf16_to_f32(uint16_t h) { return alloy__bits_f32((uint32_t)h << 16); }
 
+/* Branchless, so loops over it vectorize: the half's exponent and fraction placed in a
+ * float's low bits, times 2^112, is exact for normals and subnormals alike; infinities
+ * and NaNs (quieted, payload kept) are selected afterwards. */
 static inline float alloy__f16_to_f32(uint16_t h)
 {
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-    uint32_t exp = (h >> 10) & 0x1fu;
-    uint32_t man = h & 0x3ffu;
-    if (exp == 0x1f) /* inf or NaN */
-        return alloy__bits_f32(sign | 0x7f800000u | (man << 13) | (man ? 0x400000u : 0));
-    if (exp == 0) {
-        if (man == 0)
-            return alloy__bits_f32(sign);
-        /* subnormal: man * 2^-24, exact in f32 */
-        float v = (float)man * 5.9604644775390625e-8f;
-        return sign ? -v : v;
-    }
-    return alloy__bits_f32(sign | ((exp + 112u) << 23) | (man << 13));
+    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    const uint32_t em = h & 0x7fffu;
+    uint32_t bits = alloy__f32_bits(alloy__bits_f32(em << 13) * 0x1.0p112f);
+    const uint32_t special = 0x7f800000u | ((em & 0x3ffu) << 13) | ((em & 0x3ffu) ? 0x400000u : 0);
+    bits = em >= 0x7c00u ? special : bits;
+    return alloy__bits_f32(bits | sign);
 }
 
 static inline uint16_t alloy__f32_to_bf16(float f)
@@ -106,7 +102,24 @@ static inline uint16_t alloy__f64_to_bf16(double d)
     return (uint16_t)(sign | alloy__round_f64_bits(mag, 7, -126, 0x7f80u));
 }
 
-/* f32 -> f16 through the exact widening to f64: a single rounding. */
-static inline uint16_t alloy__f32_to_f16(float f) { return alloy__f64_to_f16((double)f); }
+/* f32 -> f16, round to nearest even, in float arithmetic (the same results as rounding
+ * the exact f64 widening once). Subnormal results come from adding a magic constant whose
+ * ulp is the half subnormal quantum, so the FPU's own round-to-nearest does the rounding
+ * (tasks always run in the default environment); normal results add half an ulp minus
+ * one plus the kept bit's parity, which carries into the exponent (or infinity). */
+static inline uint16_t alloy__f32_to_f16(float f)
+{
+    /* All three candidates, then a select: no branches, so loops over it vectorize. The
+     * candidates not selected may be meaningless (wrapped, or from a NaN); they are
+     * discarded, and no exception traps in the default environment. */
+    const uint32_t all = alloy__f32_bits(f);
+    const uint32_t u = all & 0x7fffffffu;
+    const uint32_t big = u > 0x7f800000u ? 0x7e00u : 0x7c00u; /* NaN quieted, or infinity */
+    const uint32_t tiny =
+        alloy__f32_bits(alloy__bits_f32(u) + alloy__bits_f32(126u << 23)) - (126u << 23);
+    const uint32_t normal = (u + ((uint32_t)(15 - 127) << 23) + 0xfffu + ((u >> 13) & 1u)) >> 13;
+    const uint32_t out = u >= 0x47800000u ? big : u < 0x38800000u ? tiny : normal;
+    return (uint16_t)(out | ((all >> 16) & 0x8000u));
+}
 
 #endif
