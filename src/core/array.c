@@ -171,6 +171,12 @@ alloy_status alloy__view_check(const char *fn, const char *name, const alloy_dev
         v->strides[i] = a->strides[i];
     }
     v->count = empty ? 0 : count;
+    if (empty) {
+        /* No element is ever addressed: drop the strides, so no later index arithmetic
+         * (coalescing, batch offsets) can overflow on strides never used. */
+        for (int i = 0; i < a->rank; i++)
+            v->strides[i] = 0;
+    }
 
     uint64_t base;
     if (alloy__add_overflow_u64(a->buffer->addr, (uint64_t)a->offset, &base))

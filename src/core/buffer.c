@@ -150,7 +150,9 @@ ALLOY_API alloy_status alloy_buffer_destroy(alloy_buffer *b)
     alloy_status s = alloy__check_device(fn, dev);
     if (s != ALLOY_OK)
         return s;
-    if (!alloy__gate_close(&b->refs))
+    /* Fire-and-forget work on a GPU is noticed when asked: ask every queue first. */
+    if (!alloy__gate_close(&b->refs) &&
+        (alloy__device_progress(dev), !alloy__gate_close(&b->refs)))
         return alloy__fail(ALLOY_ERR_STATE,
                            "%s: %lld unfinished command buffers still use this buffer; wait for "
                            "them (or destroy them uncommitted) first",

@@ -257,11 +257,15 @@ ALLOY_API alloy_status alloy_cmdbuf_destroy(alloy_cmdbuf *cb)
         return ALLOY_OK;
     }
     pthread_mutex_lock(&q->lock);
+    /* Freeing drops the queue's child count under the lock; `completing` keeps a
+     * concurrent alloy_queue_destroy from freeing the mutex before this thread leaves it. */
+    atomic_fetch_add_explicit(&q->completing, 1, memory_order_relaxed);
     if (atomic_load_explicit(&cb->done, memory_order_acquire))
         free_cmdbuf(cb);
     else
         cb->orphan = 1; /* the completion frees it */
     pthread_mutex_unlock(&q->lock);
+    atomic_fetch_sub_explicit(&q->completing, 1, memory_order_release); /* last touch of q */
     return ALLOY_OK;
 }
 

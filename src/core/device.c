@@ -1,6 +1,7 @@
 /* Devices: choosing a backend, the allocator hook, lifetime. */
 #include "internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,6 +34,16 @@ void alloy__free(const alloy_device *dev, void *p, size_t bytes)
 {
     if (p)
         dev->allocator.free(dev->allocator.ctx, p, bytes);
+}
+
+void alloy__device_progress(alloy_device *dev)
+{
+    if (!dev->backend->progress)
+        return;
+    pthread_mutex_lock(&dev->queues_lock);
+    for (alloy_queue *q = dev->queues; q; q = q->qnext)
+        dev->backend->progress(q);
+    pthread_mutex_unlock(&dev->queues_lock);
 }
 
 alloy_status alloy__check_device(const char *fn, const alloy_device *dev)
@@ -70,10 +81,15 @@ static alloy_status open_with(const alloy__backend *be, const alloy_device_desc 
     dev->backend = be;
     dev->allocator = *a;
     alloy__gate_init(&dev->children);
+    if (pthread_mutex_init(&dev->queues_lock, NULL) != 0) {
+        a->free(a->ctx, dev, sizeof *dev);
+        return alloy__fail(ALLOY_ERR_OUT_OF_MEMORY, "alloy_device_open: cannot create a mutex");
+    }
     alloy__fork_guard_init(&dev->fork);
     alloy_status s = be->device_open(dev, desc);
     if (s != ALLOY_OK) {
         alloy__fork_guard_fini(&dev->fork);
+        pthread_mutex_destroy(&dev->queues_lock);
         a->free(a->ctx, dev, sizeof *dev);
         return s;
     }
@@ -120,8 +136,12 @@ ALLOY_API alloy_status alloy_device_open(const alloy_device_desc *desc, alloy_de
         if (be) {
             alloy_device_desc g = d;
             g.backend = ALLOY_BACKEND_CUDA;
+            /* A GPU that is not there is no failure of AUTO: keep the caller's last error. */
+            char saved[ALLOY__ERROR_TEXT];
+            snprintf(saved, sizeof saved, "%s", alloy_last_error());
             if (open_with(be, &g, out) == ALLOY_OK)
                 return ALLOY_OK;
+            (void)alloy__fail(ALLOY_OK, "%s", saved);
         }
         if (d.ordinal != 0)
             return alloy__fail(ALLOY_ERR_NO_DEVICE, "%s: no GPU with ordinal %d", fn,
@@ -148,6 +168,7 @@ ALLOY_API alloy_status alloy_device_close(alloy_device *dev)
                            fn, (long long)alloy__gate_count(&dev->children));
     dev->backend->device_close(dev);
     alloy__fork_guard_fini(&dev->fork);
+    pthread_mutex_destroy(&dev->queues_lock);
     alloy_allocator a = dev->allocator;
     a.free(a.ctx, dev, sizeof *dev);
     return ALLOY_OK;

@@ -21,6 +21,10 @@ struct alloy_device {
     alloy__fork_guard fork;
     int workers;
     char name[96];
+    /* The device's queues, so finished GPU work can be noticed from a buffer destroy
+     * (alloy__device_progress). Taken before any queue lock. */
+    pthread_mutex_t queues_lock;
+    alloy_queue *queues;
     void *impl; /* the backend's device state */
 };
 
@@ -41,10 +45,12 @@ struct alloy_queue {
     pthread_mutex_t lock;
     pthread_cond_t cond;  /* signalled when a command buffer finishes */
     int sleepers;
-    /* Threads inside alloy__cmdbuf_finished for this queue: raised under the lock, dropped
-     * as their very last touch of the queue, so destroy never frees a mutex that a
-     * completing thread is still unlocking. */
+    /* Threads that may free one of this queue's command buffers under its lock
+     * (alloy__cmdbuf_finished, alloy_cmdbuf_destroy): raised under the lock, dropped as
+     * their very last touch of the queue, so destroy never frees a mutex that such a
+     * thread is still unlocking. */
     _Atomic int completing;
+    alloy_queue *qprev, *qnext; /* the device's list, under dev->queues_lock */
     alloy_cmdbuf *head, *tail; /* committed, unfinished, in commit order */
     uint64_t committed;        /* command buffers committed so far */
     uint64_t finished;         /* ... and finished; they finish in commit order */
@@ -93,6 +99,10 @@ void *alloy__alloc(const alloy_device *dev, size_t bytes, size_t align);
 void alloy__free(const alloy_device *dev, void *p, size_t bytes);
 /* The default allocator (aligned system allocation). */
 extern const alloy_allocator alloy__system_allocator;
+
+/* ---- lets the backend notice finished work on every queue of dev (no-op where work is
+ * noticed as it finishes, as on the CPU). */
+void alloy__device_progress(alloy_device *dev);
 
 /* ---- checks shared by every entry point. */
 alloy_status alloy__check_device(const char *fn, const alloy_device *dev);

@@ -45,6 +45,13 @@ ALLOY_API alloy_status alloy_queue_create(alloy_device *dev, alloy_queue **out)
         alloy__gate_leave(&dev->children);
         return s;
     }
+    pthread_mutex_lock(&dev->queues_lock);
+    q->qprev = NULL;
+    q->qnext = dev->queues;
+    if (dev->queues)
+        dev->queues->qprev = q;
+    dev->queues = q;
+    pthread_mutex_unlock(&dev->queues_lock);
     *out = q;
     return ALLOY_OK;
 }
@@ -86,6 +93,9 @@ ALLOY_API alloy_status alloy_queue_destroy(alloy_queue *q)
     alloy_status s = alloy__check_device(fn, dev);
     if (s != ALLOY_OK)
         return s;
+    /* A GPU backend notices finished fire-and-forget work when asked: ask before refusing. */
+    if (dev->backend->progress)
+        dev->backend->progress(q);
     if (!alloy__gate_close(&q->children))
         return alloy__fail(ALLOY_ERR_STATE,
                            "%s: %lld command buffers of this queue are alive (not destroyed, or "
@@ -95,6 +105,16 @@ ALLOY_API alloy_status alloy_queue_destroy(alloy_queue *q)
      * the queue's mutex; it is gone once `completing` drops (a few instructions). */
     while (atomic_load_explicit(&q->completing, memory_order_acquire) != 0)
         sched_yield();
+    /* Off the device's list (a thread running alloy__device_progress holds the list
+     * lock while it uses q, so q is not freed under it). */
+    pthread_mutex_lock(&dev->queues_lock);
+    if (q->qprev)
+        q->qprev->qnext = q->qnext;
+    else
+        dev->queues = q->qnext;
+    if (q->qnext)
+        q->qnext->qprev = q->qprev;
+    pthread_mutex_unlock(&dev->queues_lock);
     dev->backend->queue_fini(q);
     pthread_cond_destroy(&q->cond);
     pthread_mutex_destroy(&q->lock);

@@ -86,13 +86,14 @@ static alloy_status cpu_device_open(alloy_device *dev, const alloy_device_desc *
     }
     s = alloy__cpu_pool_start(cd);
     if (s != ALLOY_OK) {
+        const int n = cd->nworkers;
         alloy__cpu_pool_stop(cd);
         pthread_cond_destroy(&cd->cond);
         pthread_mutex_destroy(&cd->lock);
         alloy__free(dev, cd, sizeof *cd);
-        return alloy__fail(s, "alloy_device_open: cannot start %d worker threads (out of "
-                              "memory or threads)",
-                           desc->cpu_workers);
+        return alloy__fail(s, "alloy_device_open: cannot allocate or start %d worker threads "
+                              "(out of memory or threads)",
+                           n);
     }
     dev->impl = cd;
     dev->workers = cd->nworkers;

@@ -20,6 +20,8 @@ static alloy_status norm_check(const alloy__cpu_device *cd, alloy__op *op)
     int64_t per = n->d > 0 ? TASK_ELEMENTS / n->d : TASK_ELEMENTS;
     x->rows_per_task = alloy__cpu_items_per_task(n->batch.count, per);
     x->ntasks = n->batch.count > 0 ? alloy__cpu_tasks(n->batch.count, x->rows_per_task) : 0;
+    if (n->d == 0 && !n->mean && !n->rstd)
+        x->ntasks = 0; /* empty rows and no statistics: nothing to write */
     return ALLOY_OK;
 }
 

@@ -1,0 +1,122 @@
+/* The CUDA backend's private state and the helpers its files share.
+ *
+ * Every driver call runs inside alloy__cu_enter / alloy__cu_leave, which push the device's
+ * primary context and pop it again, so the caller's current context (PyTorch's, say) is
+ * the same after every alloy call as before it. */
+#ifndef ALLOY_CUDA_BACKEND_H
+#define ALLOY_CUDA_BACKEND_H
+
+#include "../core/internal.h"
+#include "driver.h"
+#include "kernels/params.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+enum { ALLOY__CU_FLOATS = 4 };                 /* f32, f64, f16, bf16: alloy_dtype 0..3 */
+enum { ALLOY__CU_TC_VEC_L, ALLOY__CU_TC_VEC_S, ALLOY__CU_TC_GEN_S, ALLOY__CU_TC_VARIANTS };
+enum { ALLOY__CU_NORM_MODES = 3 };             /* warp, block, big (kernels/norm.cuh) */
+
+typedef struct alloy__cu_device {
+    alloy__cu_driver drv;
+    CUdevice device;
+    CUcontext ctx; /* the primary context, retained while the device is open */
+    CUmodule module;
+    int ordinal, sm_count, cc_major, cc_minor;
+    int tc_large; /* the 128 x 256 tensor-core tiles fit this GPU's shared memory */
+    /* 0: usable; 1: lost, reason being written; 2: lost, reason readable. */
+    _Atomic int lost;
+    char lost_reason[ALLOY__ERROR_TEXT];
+
+    /* Kernels, looked up once at open (cuModuleGetFunction). NULL: no such pairing. */
+    CUfunction copy_1d[5][5], copy_nd[5][5];        /* [src dtype][dst dtype] */
+    CUfunction mm_tc[2][4][ALLOY__CU_TC_VARIANTS];  /* [bf16][A k/m * 2 + B k/n][variant] */
+    CUfunction mm_f32, mm_f64, mm_tf32;
+    CUfunction norm[ALLOY__CU_FLOATS][ALLOY__CU_NORM_MODES][2]; /* [x dtype][mode][vec] */
+} alloy__cu_device;
+
+/* Cached completion events of a queue: made only when none is free (steady state: none). */
+#define ALLOY__CU_EVENT_CACHE 64
+
+typedef struct alloy__cu_queue {
+    CUstream stream; /* non-blocking: never waits on the legacy default stream */
+    /* Held from prepare (launches) to start (the command buffer is in the queue's list),
+     * so launches on the stream and the list are in the same order under concurrent
+     * commits. */
+    pthread_mutex_t submit;
+    pthread_mutex_t events_lock;
+    int nfree;
+    CUevent free_events[ALLOY__CU_EVENT_CACHE];
+} alloy__cu_queue;
+
+typedef struct alloy__cu_cmdbuf {
+    CUevent event; /* recorded after the command buffer's last launch; NULL: none */
+    int retiring;  /* a thread has taken it to finish (under the queue lock) */
+} alloy__cu_cmdbuf;
+
+static inline alloy__cu_device *alloy__cu(const alloy_device *dev)
+{
+    return (alloy__cu_device *)dev->impl;
+}
+
+/* Fails with ALLOY_ERR_DEVICE once the device is lost; else pushes the primary context. */
+alloy_status alloy__cu_enter(alloy__cu_device *cu, const char *fn);
+void alloy__cu_leave(alloy__cu_device *cu);
+/* ALLOY_OK, or the lost device's status and text, without touching the driver. */
+alloy_status alloy__cu_check_lost(alloy__cu_device *cu, const char *fn);
+
+/* Turns a failed driver call into a status: OUT_OF_MEMORY for allocation failures,
+ * DEVICE otherwise, and marks the device lost for sticky errors. Writes "what: error"
+ * into buf. */
+alloy_status alloy__cu_error(alloy__cu_device *cu, CUresult r, const char *what, char *buf,
+                             size_t cap);
+/* The same, as the calling thread's last error (alloy__fail) prefixed with fn. */
+alloy_status alloy__cu_fail(alloy__cu_device *cu, CUresult r, const char *fn, const char *what);
+
+/* Per-op planning and launching (launch_*.c). check: encode time, may refuse with
+ * ALLOY_ERR_UNSUPPORTED. launch: on the queue's stream inside enter/leave; on failure
+ * writes the reason into err. */
+alloy_status alloy__cu_check_copy(alloy__cu_device *cu, const alloy__op *op);
+alloy_status alloy__cu_launch_copy(alloy__cu_device *cu, CUstream s, const alloy__op *op,
+                                   char *err, size_t cap);
+alloy_status alloy__cu_check_matmul(alloy__cu_device *cu, const alloy__op *op);
+alloy_status alloy__cu_launch_matmul(alloy__cu_device *cu, CUstream s, const alloy__op *op,
+                                     char *err, size_t cap);
+alloy_status alloy__cu_check_norm(alloy__cu_device *cu, const alloy__op *op);
+alloy_status alloy__cu_launch_norm(alloy__cu_device *cu, CUstream s, const alloy__op *op,
+                                   char *err, size_t cap);
+
+/* cuLaunchKernel of a kernel taking one parameter block by value. */
+alloy_status alloy__cu_launch(alloy__cu_device *cu, CUstream s, CUfunction f, uint64_t gx,
+                              uint64_t gy, unsigned block, unsigned smem, void *params,
+                              char *err, size_t cap);
+
+/* Copies the core's batch record into a kernel's parameter block. */
+void alloy__cu_batch(alloy_cu_batch *dst, const alloy__batch *src);
+
+/* Device open/close and memory (device.c, buffer.c), queues (queue.c). */
+alloy_status alloy__cu_device_open(alloy_device *dev, const alloy_device_desc *desc);
+void alloy__cu_device_close(alloy_device *dev);
+alloy_status alloy__cu_buffer_create(alloy_device *dev, alloy_buffer *b, size_t bytes,
+                                     alloy_memory where);
+alloy_status alloy__cu_buffer_wrap_host(alloy_device *dev, alloy_buffer *b, void *ptr,
+                                        size_t bytes);
+alloy_status alloy__cu_buffer_wrap_device(alloy_device *dev, alloy_buffer *b, uint64_t ptr,
+                                          size_t bytes);
+void alloy__cu_buffer_destroy(alloy_device *dev, alloy_buffer *b);
+alloy_status alloy__cu_buffer_write(alloy_buffer *b, size_t offset, const void *src,
+                                    size_t bytes);
+alloy_status alloy__cu_buffer_read(alloy_buffer *b, size_t offset, void *dst, size_t bytes);
+alloy_status alloy__cu_queue_init(alloy_queue *q);
+void alloy__cu_queue_fini(alloy_queue *q);
+alloy_status alloy__cu_cmdbuf_init(alloy_cmdbuf *cb);
+void alloy__cu_cmdbuf_fini(alloy_cmdbuf *cb);
+alloy_status alloy__cu_prepare(alloy_cmdbuf *cb);
+void alloy__cu_start(alloy_cmdbuf *cb);
+int alloy__cu_help(alloy_queue *q, alloy_cmdbuf *target);
+void alloy__cu_progress(alloy_queue *q);
+
+/* The embedded fatbin (fatbin.c). */
+const void *alloy__cu_fatbin(void);
+
+#endif

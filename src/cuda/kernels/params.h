@@ -1,0 +1,104 @@
+/* The parameter blocks of alloy's CUDA kernels, shared by the C glue (which fills them) and
+ * the kernels (which take one by value). Plain fixed-width fields only, so C and CUDA C++
+ * lay them out identically. Every kernel is `extern "C"` so the glue finds it by name. */
+#ifndef ALLOY_CUDA_KERNELS_PARAMS_H
+#define ALLOY_CUDA_KERNELS_PARAMS_H
+
+#include <stdint.h>
+
+#define ALLOY_CU_MAX_RANK 8
+
+/* dtype codes: alloy_dtype's values (F32 0, F64 1, F16 2, BF16 3, I32 4). */
+enum { ALLOY_CU_F32 = 0, ALLOY_CU_F64 = 1, ALLOY_CU_F16 = 2, ALLOY_CU_BF16 = 3, ALLOY_CU_I32 = 4 };
+
+/* Batch dimensions shared by up to 4 operands (alloy__batch without its C11-only parts). */
+typedef struct alloy_cu_batch {
+    int32_t rank;
+    int32_t pad_;
+    int64_t count;
+    int64_t shape[ALLOY_CU_MAX_RANK];
+    int64_t strides[4][ALLOY_CU_MAX_RANK];
+} alloy_cu_batch;
+
+/* copy: dst[idx] = convert(src[idx]) over an N-d index space (dims outermost first). */
+typedef struct alloy_cu_copy_params {
+    int64_t count;
+    int32_t rank;
+    int32_t pad_;
+    int64_t shape[ALLOY_CU_MAX_RANK];
+    int64_t src_strides[ALLOY_CU_MAX_RANK];
+    int64_t dst_strides[ALLOY_CU_MAX_RANK];
+    uint64_t src, dst;
+} alloy_cu_copy_params;
+
+/* matmul: C = alpha * A @ B + beta * C + bias for every batch entry (operands a, b, c). */
+typedef struct alloy_cu_matmul_params {
+    int64_t m, n, k; /* k = 0 when A and B must not be read (alpha == 0) */
+    uint64_t a, b, c, bias;
+    int64_t a_rs, a_cs, b_rs, b_cs, c_rs, c_cs, bias_stride;
+    int32_t c_dtype, bias_dtype; /* bias_dtype ignored when bias == 0 */
+    int32_t use_beta;            /* beta != 0: C is read */
+    int32_t a_k_fast, b_k_fast;  /* SIMT loaders: walk k fastest (k is the contiguous dim) */
+    int32_t pad_;
+    double alpha, beta;
+    int64_t tiles_m, tiles_n;
+    alloy_cu_batch batch;
+} alloy_cu_matmul_params;
+
+/* layer_norm / RMS norm over rows of length d (operands x, y, mean, rstd). */
+typedef struct alloy_cu_norm_params {
+    int64_t d;
+    uint64_t x, y, gamma, beta, mean, rstd; /* gamma, beta, mean, rstd: 0 when absent */
+    int64_t x_stride, y_stride, gamma_stride, beta_stride;
+    int32_t y_dtype, gamma_dtype, beta_dtype, mean_dtype, rstd_dtype;
+    int32_t rms;
+    int32_t gb_vec; /* VEC kernels: gamma and beta (those present) are x's dtype, contiguous
+                       and 16-byte aligned, so they are read 16 bytes at a time too */
+    int32_t pad_;
+    double eps;
+    alloy_cu_batch batch;
+} alloy_cu_norm_params;
+
+/* Tile shapes the glue plans grids with; the kernels are compiled with the same numbers. */
+#define ALLOY_CU_TC_L_BM 128
+#define ALLOY_CU_TC_L_BN 256
+#define ALLOY_CU_TC_L_WM 2 /* warps along M and N */
+#define ALLOY_CU_TC_L_WN 4
+#define ALLOY_CU_TC_L_BK 64 /* halves */
+#define ALLOY_CU_TC_L_STAGES 3
+#define ALLOY_CU_TC_L_MINB 1 /* blocks per SM the registers are budgeted for */
+#define ALLOY_CU_TC_L_DB 1   /* fragments double-buffered across k-steps */
+#define ALLOY_CU_TC_L_THREADS (ALLOY_CU_TC_L_WM * ALLOY_CU_TC_L_WN * 32)
+#define ALLOY_CU_TC_S_BM 64
+#define ALLOY_CU_TC_S_BN 64
+#define ALLOY_CU_TC_S_BK 32
+#define ALLOY_CU_TC_S_THREADS 128
+#define ALLOY_CU_TC_S_STAGES 4
+#define ALLOY_CU_TC_S_MINB 1
+#define ALLOY_CU_TC_S_DB 0
+/* Dynamic shared memory of a tensor-core kernel: stages * (BM + BN) * BK halves. */
+#define ALLOY_CU_TC_SMEM(bm, bn, bk, stages) ((stages) * ((bm) + (bn)) * (bk) * 2)
+#define ALLOY_CU_TC_L_SMEM                                                                         \
+    ALLOY_CU_TC_SMEM(ALLOY_CU_TC_L_BM, ALLOY_CU_TC_L_BN, ALLOY_CU_TC_L_BK, ALLOY_CU_TC_L_STAGES)
+#define ALLOY_CU_TC_S_SMEM                                                                         \
+    ALLOY_CU_TC_SMEM(ALLOY_CU_TC_S_BM, ALLOY_CU_TC_S_BN, ALLOY_CU_TC_S_BK, ALLOY_CU_TC_S_STAGES)
+
+#define ALLOY_CU_F32_BM 128
+#define ALLOY_CU_F32_BN 128
+#define ALLOY_CU_TF32_BM 128
+#define ALLOY_CU_TF32_BN 128
+#define ALLOY_CU_F64_BM 64
+#define ALLOY_CU_F64_BN 64
+#define ALLOY_CU_SIMT_THREADS 256
+
+/* layer_norm: a warp per row up to 32 * cache values, a block of up to NORM_BLOCK_THREADS
+ * per row (values cached in registers) up to NORM_BLOCK_THREADS * cache, three passes over
+ * global memory beyond it. The cache is 32 floats or 16 doubles a thread: 512 threads
+ * leave 128 registers each. */
+#define ALLOY_CU_NORM_CACHE 32     /* values per thread kept in registers (f32 math) */
+#define ALLOY_CU_NORM_CACHE_F64 16 /* ... (f64 math) */
+#define ALLOY_CU_NORM_WARP_THREADS 256 /* eight rows per block in warp mode */
+#define ALLOY_CU_NORM_BLOCK_THREADS 512
+#define ALLOY_CU_NORM_BIG_THREADS 512
+
+#endif
