@@ -74,6 +74,25 @@ ALLOY_API int64_t alloy_array_count(const alloy_array *a)
     return n;
 }
 
+alloy__mat alloy__view_matrix(const alloy__view *v)
+{
+    alloy__mat m;
+    m.addr = v->addr;
+    m.dtype = v->dtype;
+    m.rs = v->strides[v->rank - 2];
+    m.cs = v->strides[v->rank - 1];
+    return m;
+}
+
+alloy__vec alloy__view_vector(const alloy__view *v)
+{
+    alloy__vec r;
+    r.addr = v->addr;
+    r.dtype = v->dtype;
+    r.stride = v->rank > 0 ? v->strides[v->rank - 1] : 0;
+    return r;
+}
+
 int alloy__is_float(alloy_dtype t)
 {
     return t == ALLOY_F32 || t == ALLOY_F64 || t == ALLOY_F16 || t == ALLOY_BF16;

@@ -13,16 +13,6 @@ ALLOY_API alloy_matmul_desc alloy_matmul_desc_default(void)
     return d;
 }
 
-static alloy__mat last_two(const alloy__view *v)
-{
-    alloy__mat m;
-    m.addr = v->addr;
-    m.dtype = v->dtype;
-    m.rs = v->strides[v->rank - 2];
-    m.cs = v->strides[v->rank - 1];
-    return m;
-}
-
 static alloy_status check_dtypes(const char *fn, alloy_dtype a, alloy_dtype b, alloy_dtype c)
 {
     if (!alloy__is_float(a) || !alloy__is_float(b) || !alloy__is_float(c))
@@ -103,9 +93,9 @@ static alloy_status check_matmul(const char *fn, alloy_cmdbuf *cb, const alloy_m
     mm->m = m;
     mm->n = n;
     mm->k = k;
-    mm->a = last_two(&va);
-    mm->b = last_two(&vb);
-    mm->c = last_two(&vc);
+    mm->a = alloy__view_matrix(&va);
+    mm->b = alloy__view_matrix(&vb);
+    mm->c = alloy__view_matrix(&vc);
     if (bias) {
         mm->bias.addr = vbias.addr;
         mm->bias.dtype = vbias.dtype;

@@ -13,15 +13,6 @@ ALLOY_API alloy_norm_desc alloy_norm_desc_default(void)
     return d;
 }
 
-static alloy__vec row_vec(const alloy__view *v)
-{
-    alloy__vec r;
-    r.addr = v->addr;
-    r.dtype = v->dtype;
-    r.stride = v->rank > 0 ? v->strides[v->rank - 1] : 0;
-    return r;
-}
-
 static alloy_status check_param(const char *fn, const char *name, const alloy_device *dev,
                                 const alloy_array *a, int64_t d, alloy__view *v)
 {
@@ -132,12 +123,12 @@ static alloy_status check_norm(const char *fn, alloy_cmdbuf *cb, const alloy_nor
     if ((s = alloy__batch_build(fn, &n->batch, 4, views, names, core, exact, 1)) != ALLOY_OK)
         return s;
     n->d = dim;
-    n->x = row_vec(&vx);
-    n->y = row_vec(&vy);
+    n->x = alloy__view_vector(&vx);
+    n->y = alloy__view_vector(&vy);
     if (gamma)
-        n->gamma = row_vec(&vg);
+        n->gamma = alloy__view_vector(&vg);
     if (beta)
-        n->beta = row_vec(&vb);
+        n->beta = alloy__view_vector(&vb);
     if (mean) {
         n->mean = vm.addr;
         n->mean_dtype = vm.dtype;

@@ -23,25 +23,6 @@ ALLOY_API alloy_triangular_desc alloy_triangular_desc_default(void)
     return d;
 }
 
-static alloy__mat last_two(const alloy__view *v)
-{
-    alloy__mat m;
-    m.addr = v->addr;
-    m.dtype = v->dtype;
-    m.rs = v->strides[v->rank - 2];
-    m.cs = v->strides[v->rank - 1];
-    return m;
-}
-
-static alloy__vec last_one(const alloy__view *v)
-{
-    alloy__vec r;
-    r.addr = v->addr;
-    r.dtype = v->dtype;
-    r.stride = v->strides[v->rank - 1];
-    return r;
-}
-
 /* f32 or f64 matrices of rank >= 2. */
 static alloy_status check_matrix(const char *fn, const char *name, const alloy__view *v)
 {
@@ -106,8 +87,8 @@ static alloy_status check_lu_factor(const char *fn, alloy_cmdbuf *cb, const allo
         return s;
     lu->m = m;
     lu->n = n;
-    lu->a = last_two(&va);
-    lu->pivots = last_one(&vp);
+    lu->a = alloy__view_matrix(&va);
+    lu->pivots = alloy__view_vector(&vp);
     lu->info = vi.addr;
     return ALLOY_OK;
 }
@@ -177,9 +158,9 @@ static alloy_status check_lu_solve(const char *fn, alloy_cmdbuf *cb, const alloy
         return s;
     ls->n = n;
     ls->nrhs = vb.shape[vb.rank - 1];
-    ls->lu = last_two(&vl);
-    ls->b = last_two(&vb);
-    ls->pivots = last_one(&vp);
+    ls->lu = alloy__view_matrix(&vl);
+    ls->b = alloy__view_matrix(&vb);
+    ls->pivots = alloy__view_vector(&vp);
     ls->transpose = d->transpose != 0;
     return ALLOY_OK;
 }
@@ -247,8 +228,8 @@ static alloy_status check_trsm(const char *fn, alloy_cmdbuf *cb, const alloy_tri
         return s;
     t->m = m;
     t->n = n;
-    t->a = last_two(&va);
-    t->b = last_two(&vb);
+    t->a = alloy__view_matrix(&va);
+    t->b = alloy__view_matrix(&vb);
     t->side = d->side;
     t->uplo = d->uplo;
     t->transpose = d->transpose != 0;

@@ -41,6 +41,11 @@ alloy_status alloy__batch_build(const char *fn, alloy__batch *bt, int n, const a
                                 const char *const *names, const int *core, const int *exact,
                                 int shape_from);
 
+/* The view's last two dimensions as a matrix, and its last one as a vector (rank >= 2,
+ * rank >= 1; a rank-0 view gives a vector of stride 0). */
+alloy__mat alloy__view_matrix(const alloy__view *v);
+alloy__vec alloy__view_vector(const alloy__view *v);
+
 /* 1 when a is a float dtype (F32, F64, F16, BF16). */
 int alloy__is_float(alloy_dtype t);
 const char *alloy__dtype_name(alloy_dtype t);
