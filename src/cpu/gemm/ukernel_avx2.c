@@ -85,169 +85,49 @@ static void ukr_f64(int64_t kc, const double *a, const double *b, double *acc, i
 #undef STORE
 }
 
-/* Skinny kernel, m rows (a constant after inlining, so the accumulators stay in
- * registers): 4 vectors of columns at a time, k in order; leftover columns one by one
- * through the same FMA chain. */
-static inline void gemv_f32_rows(int64_t kc, const int m, int64_t n, const float *a, int64_t lda,
-                                  const float *b, int64_t ldb, float *acc, int64_t ldacc,
-                                  int accumulate)
-{
-    const int64_t W = 4 * 8;
-    int64_t j0 = 0;
-    for (; j0 + W <= n; j0 += W) {
-        __m256 c[4][4];
-        for (int i = 0; i < m; i++)
-            for (int v = 0; v < 4; v++)
-                c[i][v] = accumulate ? _mm256_loadu_ps(acc + i * ldacc + j0 + v * 8)
-                                     : _mm256_setzero_ps();
-        for (int64_t k = 0; k < kc; k++) {
-            const float *bk = b + k * ldb + j0;
-            __m256 b0 = _mm256_loadu_ps(bk), b1 = _mm256_loadu_ps(bk + 8);
-            __m256 b2 = _mm256_loadu_ps(bk + 2 * 8), b3 = _mm256_loadu_ps(bk + 3 * 8);
-            for (int i = 0; i < m; i++) {
-                __m256 ai = _mm256_set1_ps(a[i * lda + k]);
-                c[i][0] = _mm256_fmadd_ps(ai, b0, c[i][0]);
-                c[i][1] = _mm256_fmadd_ps(ai, b1, c[i][1]);
-                c[i][2] = _mm256_fmadd_ps(ai, b2, c[i][2]);
-                c[i][3] = _mm256_fmadd_ps(ai, b3, c[i][3]);
-            }
-        }
-        for (int i = 0; i < m; i++)
-            for (int v = 0; v < 4; v++)
-                _mm256_storeu_ps(acc + i * ldacc + j0 + v * 8, c[i][v]);
-    }
-    for (; j0 + 8 <= n; j0 += 8) { /* single vectors */
-        __m256 c[4];
-        for (int i = 0; i < m; i++)
-            c[i] = accumulate ? _mm256_loadu_ps(acc + i * ldacc + j0) : _mm256_setzero_ps();
-        for (int64_t k = 0; k < kc; k++) {
-            __m256 bk = _mm256_loadu_ps(b + k * ldb + j0);
-            for (int i = 0; i < m; i++)
-                c[i] = _mm256_fmadd_ps(_mm256_set1_ps(a[i * lda + k]), bk, c[i]);
-        }
-        for (int i = 0; i < m; i++)
-            _mm256_storeu_ps(acc + i * ldacc + j0, c[i]);
-    }
-    const int64_t rest = n - j0; /* < 8 columns: independent scalar chains, interleaved */
-    if (rest > 0) {
-        float s[4][8];
-        for (int i = 0; i < m; i++)
-            for (int64_t j = 0; j < rest; j++)
-                s[i][j] = accumulate ? acc[i * ldacc + j0 + j] : 0;
-        for (int64_t k = 0; k < kc; k++)
-            for (int i = 0; i < m; i++) {
-                const float ak = a[i * lda + k];
-                for (int64_t j = 0; j < rest; j++)
-                    s[i][j] = fmaf(ak, b[k * ldb + j0 + j], s[i][j]);
-            }
-        for (int i = 0; i < m; i++)
-            for (int64_t j = 0; j < rest; j++)
-                acc[i * ldacc + j0 + j] = s[i][j];
-    }
-}
+#define T float
+#define SUF f32
+#define V __m256
+#define L 8
+#define VLOADU _mm256_loadu_ps
+#define VSTOREU _mm256_storeu_ps
+#define VSET1 _mm256_set1_ps
+#define VZERO _mm256_setzero_ps
+#define VFMA _mm256_fmadd_ps
+#define SFMA fmaf
+#include "skinny.inc"
+#undef T
+#undef SUF
+#undef V
+#undef L
+#undef VLOADU
+#undef VSTOREU
+#undef VSET1
+#undef VZERO
+#undef VFMA
+#undef SFMA
 
-static void gemv_f32(int64_t kc, int64_t m, int64_t n, const float *a, int64_t lda,
-                     const float *b, int64_t ldb, float *acc, int64_t ldacc, int accumulate)
-{
-    switch (m) {
-    case 1: gemv_f32_rows(kc, 1, n, a, lda, b, ldb, acc, ldacc, accumulate); break;
-    case 2: gemv_f32_rows(kc, 2, n, a, lda, b, ldb, acc, ldacc, accumulate); break;
-    case 3: gemv_f32_rows(kc, 3, n, a, lda, b, ldb, acc, ldacc, accumulate); break;
-    default: gemv_f32_rows(kc, 4, n, a, lda, b, ldb, acc, ldacc, accumulate); break;
-    }
-}
-
-/* Skinny kernel, m rows (a constant after inlining, so the accumulators stay in
- * registers): 4 vectors of columns at a time, k in order; leftover columns one by one
- * through the same FMA chain. */
-static inline void gemv_f64_rows(int64_t kc, const int m, int64_t n, const double *a, int64_t lda,
-                                  const double *b, int64_t ldb, double *acc, int64_t ldacc,
-                                  int accumulate)
-{
-    const int64_t W = 4 * 4;
-    int64_t j0 = 0;
-    for (; j0 + W <= n; j0 += W) {
-        __m256d c[4][4];
-        for (int i = 0; i < m; i++)
-            for (int v = 0; v < 4; v++)
-                c[i][v] = accumulate ? _mm256_loadu_pd(acc + i * ldacc + j0 + v * 4)
-                                     : _mm256_setzero_pd();
-        for (int64_t k = 0; k < kc; k++) {
-            const double *bk = b + k * ldb + j0;
-            __m256d b0 = _mm256_loadu_pd(bk), b1 = _mm256_loadu_pd(bk + 4);
-            __m256d b2 = _mm256_loadu_pd(bk + 2 * 4), b3 = _mm256_loadu_pd(bk + 3 * 4);
-            for (int i = 0; i < m; i++) {
-                __m256d ai = _mm256_set1_pd(a[i * lda + k]);
-                c[i][0] = _mm256_fmadd_pd(ai, b0, c[i][0]);
-                c[i][1] = _mm256_fmadd_pd(ai, b1, c[i][1]);
-                c[i][2] = _mm256_fmadd_pd(ai, b2, c[i][2]);
-                c[i][3] = _mm256_fmadd_pd(ai, b3, c[i][3]);
-            }
-        }
-        for (int i = 0; i < m; i++)
-            for (int v = 0; v < 4; v++)
-                _mm256_storeu_pd(acc + i * ldacc + j0 + v * 4, c[i][v]);
-    }
-    for (; j0 + 4 <= n; j0 += 4) { /* single vectors */
-        __m256d c[4];
-        for (int i = 0; i < m; i++)
-            c[i] = accumulate ? _mm256_loadu_pd(acc + i * ldacc + j0) : _mm256_setzero_pd();
-        for (int64_t k = 0; k < kc; k++) {
-            __m256d bk = _mm256_loadu_pd(b + k * ldb + j0);
-            for (int i = 0; i < m; i++)
-                c[i] = _mm256_fmadd_pd(_mm256_set1_pd(a[i * lda + k]), bk, c[i]);
-        }
-        for (int i = 0; i < m; i++)
-            _mm256_storeu_pd(acc + i * ldacc + j0, c[i]);
-    }
-    const int64_t rest = n - j0; /* < 4 columns: independent scalar chains, interleaved */
-    if (rest > 0) {
-        double s[4][4];
-        for (int i = 0; i < m; i++)
-            for (int64_t j = 0; j < rest; j++)
-                s[i][j] = accumulate ? acc[i * ldacc + j0 + j] : 0;
-        for (int64_t k = 0; k < kc; k++)
-            for (int i = 0; i < m; i++) {
-                const double ak = a[i * lda + k];
-                for (int64_t j = 0; j < rest; j++)
-                    s[i][j] = fma(ak, b[k * ldb + j0 + j], s[i][j]);
-            }
-        for (int i = 0; i < m; i++)
-            for (int64_t j = 0; j < rest; j++)
-                acc[i * ldacc + j0 + j] = s[i][j];
-    }
-}
-
-static void gemv_f64(int64_t kc, int64_t m, int64_t n, const double *a, int64_t lda,
-                     const double *b, int64_t ldb, double *acc, int64_t ldacc, int accumulate)
-{
-    switch (m) {
-    case 1: gemv_f64_rows(kc, 1, n, a, lda, b, ldb, acc, ldacc, accumulate); break;
-    case 2: gemv_f64_rows(kc, 2, n, a, lda, b, ldb, acc, ldacc, accumulate); break;
-    case 3: gemv_f64_rows(kc, 3, n, a, lda, b, ldb, acc, ldacc, accumulate); break;
-    default: gemv_f64_rows(kc, 4, n, a, lda, b, ldb, acc, ldacc, accumulate); break;
-    }
-}
-
-static void axpy_f32(int64_t n, float a, const float *x, float *y)
-{
-    const __m256 va = _mm256_set1_ps(a);
-    int64_t j = 0;
-    for (; j + 8 <= n; j += 8)
-        _mm256_storeu_ps(y + j, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + j), _mm256_loadu_ps(y + j)));
-    for (; j < n; j++)
-        y[j] = fmaf(a, x[j], y[j]);
-}
-
-static void axpy_f64(int64_t n, double a, const double *x, double *y)
-{
-    const __m256d va = _mm256_set1_pd(a);
-    int64_t j = 0;
-    for (; j + 4 <= n; j += 4)
-        _mm256_storeu_pd(y + j, _mm256_fmadd_pd(va, _mm256_loadu_pd(x + j), _mm256_loadu_pd(y + j)));
-    for (; j < n; j++)
-        y[j] = fma(a, x[j], y[j]);
-}
+#define T double
+#define SUF f64
+#define V __m256d
+#define L 4
+#define VLOADU _mm256_loadu_pd
+#define VSTOREU _mm256_storeu_pd
+#define VSET1 _mm256_set1_pd
+#define VZERO _mm256_setzero_pd
+#define VFMA _mm256_fmadd_pd
+#define SFMA fma
+#include "skinny.inc"
+#undef T
+#undef SUF
+#undef V
+#undef L
+#undef VLOADU
+#undef VSTOREU
+#undef VSET1
+#undef VZERO
+#undef VFMA
+#undef SFMA
 
 static const alloy__cpu_kernels avx2 = {
     "avx2",
