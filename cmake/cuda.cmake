@@ -41,7 +41,10 @@ set(_alloy_cu_sources
     ${_alloy_cu_dir}/copy.cuh
     ${_alloy_cu_dir}/matmul_tc.cuh
     ${_alloy_cu_dir}/matmul_simt.cuh
-    ${_alloy_cu_dir}/norm.cuh)
+    ${_alloy_cu_dir}/norm.cuh
+    ${_alloy_cu_dir}/lu.cuh
+    ${_alloy_cu_dir}/laswp.cuh
+    ${_alloy_cu_dir}/trsm.cuh)
 set(_alloy_fatbin ${CMAKE_CURRENT_BINARY_DIR}/generated/alloy_cuda_kernels.fatbin)
 set(_alloy_fatbin_h ${CMAKE_CURRENT_BINARY_DIR}/generated/alloy_cuda_fatbin.h)
 
@@ -79,8 +82,11 @@ set(_alloy_cuda_glue
     src/cuda/driver.c
     src/cuda/fatbin.c
     src/cuda/launch_copy.c
+    src/cuda/launch_lu.c
+    src/cuda/launch_lu_solve.c
     src/cuda/launch_matmul.c
     src/cuda/launch_norm.c
+    src/cuda/launch_trsm.c
     src/cuda/queue.c)
 list(APPEND ALLOY_SOURCES ${_alloy_cuda_glue})
 # The glue includes cuda.h for its types only: the driver is opened with dlopen at device

@@ -64,7 +64,8 @@ static double f16_value(uint16_t h)
 {
     int sign = h >> 15, e = (h >> 10) & 0x1f, m = h & 0x3ff;
     double v = e == 0x1f ? (m ? NAN : INFINITY)
-                         : e == 0 ? ldexp((double)m, -24) : ldexp((double)(1024 + m), e - 25);
+               : e == 0  ? ldexp((double)m, -24)
+                         : ldexp((double)(1024 + m), e - 25);
     return sign ? -v : v;
 }
 
@@ -176,7 +177,7 @@ static void fill_special(alloy_dtype t, unsigned char *p, int64_t n, test_rng *r
             if (t == ALLOY_F32) {
                 uint32_t s = u & 0x80000000u;
                 switch (kind) {
-                case 0: break; /* any pattern */
+                case 0: break;                                        /* any pattern */
                 case 1: u = s | 0x7f800000u | (u & 0x7fffffu); break; /* inf / NaN payloads */
                 case 2: u = s | (u & 0x7fffffu); break;               /* subnormal */
                 case 3: /* f16's range edges: exponents around 2^-25 .. 2^16 */
@@ -199,8 +200,8 @@ static void fill_special(alloy_dtype t, unsigned char *p, int64_t n, test_rng *r
             case 2: u = s | m; break;
             case 3: u = s | ((uint64_t)(1023 - 30 + (x >> 50) % 50) << 52) | m; break;
             case 4: /* an f16 tie from f64 (with or without sticky bits below) */
-                u = s | ((uint64_t)(1023 - 24 + (x >> 50) % 40) << 52) |
-                    (m & 0xffc0000000000ull) | 0x20000000000ull | ((x >> 7) & 1);
+                u = s | ((uint64_t)(1023 - 24 + (x >> 50) % 40) << 52) | (m & 0xffc0000000000ull) |
+                    0x20000000000ull | ((x >> 7) & 1);
                 break;
             case 5: /* an f32 / bf16 tie from f64 */
                 u = s | ((uint64_t)(1023 - 140 + (x >> 50) % 270) << 52) |
@@ -278,7 +279,10 @@ static void make_strides(layout *l, test_rng *r, int style, size_t es)
     l->offset = (size_t)(rng_next(r) % 4) * es;
 }
 
-static size_t layout_bytes(const layout *l, size_t es) { return l->offset + (size_t)l->span * es + es; }
+static size_t layout_bytes(const layout *l, size_t es)
+{
+    return l->offset + (size_t)l->span * es + es;
+}
 
 static alloy_array layout_array(const layout *l, alloy_buffer *b, alloy_dtype t)
 {
@@ -413,8 +417,8 @@ static void check_copy_bitwise(const kase *k, const copy_ctx *c, const char *wha
         memcpy(&gv, k->out[1][1] + (at / (int64_t)es) * (int64_t)es, es);
         FAIL_AT("copy %s %s -> %s (rank %d): dst byte %lld (element ~%lld) differs: cpu 0x%llx "
                 "gpu 0x%llx",
-                what, dt_name(c->ts), dt_name(c->td), c->d.rank, (long long)at, (long long)el,
-                cv, gv);
+                what, dt_name(c->ts), dt_name(c->td), c->d.rank, (long long)at, (long long)el, cv,
+                gv);
     }
 }
 
@@ -559,7 +563,10 @@ static void mm_tolerances(const mm_ctx *c, double *acc, double *out)
         *acc = 0x1p-23;
     else
         *acc = 0x1p-21; /* tensor cores' f32 accumulation is not IEEE step by step */
-    *out = c->tc == ALLOY_F64 ? 0x1p-52 : c->tc == ALLOY_F32 ? 0x1p-23 : c->tc == ALLOY_F16 ? 0x1p-10 : 0x1p-7;
+    *out = c->tc == ALLOY_F64   ? 0x1p-52
+           : c->tc == ALLOY_F32 ? 0x1p-23
+           : c->tc == ALLOY_F16 ? 0x1p-10
+                                : 0x1p-7;
 }
 
 static int64_t mm_check(const kase *k, const mm_ctx *c, const char *what)
@@ -596,18 +603,20 @@ static int64_t mm_check(const kase *k, const mm_ctx *c, const char *what)
                 if (c->d.beta != 0)
                     s += fabs(c->d.beta * value_at(c->tc, c0, co));
                 if (c->has_bias)
-                    s += fabs(value_at(c->tbias, k->init[3] + c->bias.offset, j * c->bias.strides[0]));
-                double bound = acc_u * (double)(c->k + 4) * s + 2 * out_u * fmax(fabs(cv), fabs(gv)) +
-                               1e-300;
-                int ok = (isnan(cv) && isnan(gv)) || (isinf(cv) && cv == gv) ||
-                         fabs(cv - gv) <= bound;
+                    s += fabs(
+                        value_at(c->tbias, k->init[3] + c->bias.offset, j * c->bias.strides[0]));
+                double bound =
+                    acc_u * (double)(c->k + 4) * s + 2 * out_u * fmax(fabs(cv), fabs(gv)) + 1e-300;
+                int ok =
+                    (isnan(cv) && isnan(gv)) || (isinf(cv) && cv == gv) || fabs(cv - gv) <= bound;
                 if (!ok)
-                    FAIL_AT("matmul %s: %s x %s -> %s%s M=%lld N=%lld K=%lld batch %lld (%lld,%lld): "
-                            "cpu %.9g gpu %.9g bound %.3g (alpha %g beta %g bias %d)",
-                            what, dt_name(c->ta), dt_name(c->ta), dt_name(c->tc),
-                            c->d.allow_tf32 ? " tf32" : "", (long long)c->m, (long long)c->n,
-                            (long long)c->k, (long long)bi, (long long)i, (long long)j, cv, gv,
-                            bound, c->d.alpha, c->d.beta, c->has_bias);
+                    FAIL_AT(
+                        "matmul %s: %s x %s -> %s%s M=%lld N=%lld K=%lld batch %lld (%lld,%lld): "
+                        "cpu %.9g gpu %.9g bound %.3g (alpha %g beta %g bias %d)",
+                        what, dt_name(c->ta), dt_name(c->ta), dt_name(c->tc),
+                        c->d.allow_tf32 ? " tf32" : "", (long long)c->m, (long long)c->n,
+                        (long long)c->k, (long long)bi, (long long)i, (long long)j, cv, gv, bound,
+                        c->d.alpha, c->d.beta, c->has_bias);
             }
     for (size_t i = 0; i < k->bytes[2]; i++)
         if (!mask[i] && k->out[0][2][i] != k->out[1][2][i])
@@ -660,7 +669,10 @@ static void mm_make(mm_ctx *c, test_rng *r, alloy_dtype ta, alloy_dtype tc, int 
         if (style == 0 || style == 1)
             l->offset = 0;
     }
-    make_strides(&c->c, r, style == 0 ? 0 : (int)(rng_next(r) % 3) == 2 ? 2 : 0,
+    make_strides(&c->c, r,
+                 style == 0                    ? 0
+                 : (int)(rng_next(r) % 3) == 2 ? 2
+                                               : 0,
                  alloy_dtype_size(tc));
     if (c->has_bias) {
         static const alloy_dtype bd[] = {ALLOY_F32, ALLOY_F16, ALLOY_BF16, ALLOY_F64};
@@ -692,8 +704,8 @@ static void mm_run(env *e, test_rng *r, mm_ctx *c, const char *what, int64_t *bi
     else
         fill_values(c->tc, k.init[2], (int64_t)(k.bytes[2] / ces), r, 1.0, 0.0);
     if (c->has_bias)
-        fill_values(c->tbias, k.init[3], (int64_t)(k.bytes[3] / alloy_dtype_size(c->tbias)), r,
-                    1.0, 0.0);
+        fill_values(c->tbias, k.init[3], (int64_t)(k.bytes[3] / alloy_dtype_size(c->tbias)), r, 1.0,
+                    0.0);
     run_case(e, &k, encode_mm, c, random_kinds(r));
     int64_t diffs = mm_check(&k, c, what);
     if (bitwise_diffs)
@@ -724,9 +736,9 @@ TEST(matmul_random_small)
             mm_ctx c;
             mm_make(&c, &r, mm_types[t].a, mm_types[t].c, mm_types[t].tf32, m, n, k,
                     (int)(rng_next(&r) % 3), -1);
-            int64_t *diffs = mm_types[t].a == ALLOY_F64 ? &f64_diffs
+            int64_t *diffs = mm_types[t].a == ALLOY_F64                        ? &f64_diffs
                              : mm_types[t].a == ALLOY_F32 && !mm_types[t].tf32 ? &f32_diffs
-                                                                                : NULL;
+                                                                               : NULL;
             mm_run(&e, &r, &c, "random small", diffs);
         }
     fprintf(stderr, "  f32 SIMT elements not bitwise equal to the CPU: %lld; f64: %lld\n",
@@ -741,7 +753,7 @@ TEST(matmul_tiles_and_layouts)
     env e = env_open();
     test_rng r = {0x5eed0004};
     static const int64_t big[][3] = {{256, 512, 96}, {300, 260, 100}, {129, 257, 40},
-                                     {64, 64, 1000}, {1, 300, 77},   {500, 3, 64}};
+                                     {64, 64, 1000}, {1, 300, 77},    {500, 3, 64}};
     int nshapes = e.small ? 2 : 6;
     for (int s = 0; s < nshapes; s++)
         for (int t = 0; t < MM_TYPES; t++)
@@ -749,7 +761,10 @@ TEST(matmul_tiles_and_layouts)
                 mm_ctx c;
                 mm_make(&c, &r, mm_types[t].a, mm_types[t].c, mm_types[t].tf32, big[s][0],
                         big[s][1], big[s][2], s % 2, style);
-                mm_run(&e, &r, &c, style == 0 ? "contiguous" : style == 1 ? "transposed" : "strided",
+                mm_run(&e, &r, &c,
+                       style == 0   ? "contiguous"
+                       : style == 1 ? "transposed"
+                                    : "strided",
                        NULL);
             }
     env_close(&e);
@@ -872,8 +887,10 @@ static void norm_one(env *e, test_rng *r, alloy_dtype tx, int64_t dlen, int64_t 
     const int yslot = c.in_place ? 0 : 1;
     const alloy_dtype yt = c.in_place ? c.tx : c.ty;
     const layout *yl = c.in_place ? &c.x : &c.y;
-    const double out_u = yt == ALLOY_BF16 ? 0x1p-7 : yt == ALLOY_F16 ? 0x1p-10
-                                                                     : yt == ALLOY_F32 ? 0x1p-22 : 0;
+    const double out_u = yt == ALLOY_BF16  ? 0x1p-7
+                         : yt == ALLOY_F16 ? 0x1p-10
+                         : yt == ALLOY_F32 ? 0x1p-22
+                                           : 0;
     unsigned char *mask = xmalloc(k.bytes[yslot]);
     memset(mask, 0, k.bytes[yslot]);
     size_t yes = alloy_dtype_size(yt);
@@ -930,15 +947,15 @@ TEST(layer_norm_rows)
 {
     env e = env_open();
     test_rng r = {0x5eed0006};
-    static const int64_t lens[] = {1, 3, 8, 64, 100, 512, 1000, 1024, 1032,
-                                   4096, 8192, 8200, 16384, 16392, 40000};
+    static const int64_t lens[] = {1,    3,    8,    64,   100,   512,   1000, 1024,
+                                   1032, 4096, 8192, 8200, 16384, 16392, 40000};
     static const alloy_dtype fl[] = {ALLOY_F32, ALLOY_F64, ALLOY_F16, ALLOY_BF16};
     int nl = e.small ? 8 : 15;
     for (int li = 0; li < nl; li++)
         for (int t = 0; t < 4; t++)
             for (int contiguous = 0; contiguous < 2; contiguous++)
-                norm_one(&e, &r, fl[t], lens[li], lens[li] > 4096 ? 3 : 1 + (int64_t)(rng_next(&r) % 20),
-                         contiguous);
+                norm_one(&e, &r, fl[t], lens[li],
+                         lens[li] > 4096 ? 3 : 1 + (int64_t)(rng_next(&r) % 20), contiguous);
     env_close(&e);
 }
 
@@ -957,47 +974,110 @@ TEST(layer_norm_many_rows)
     env_close(&e);
 }
 
-/* ---------------------------------------------------------------- not yet on the GPU */
+/* ---------------------------------------------------------------- solvers */
 
-/* lu_factor, lu_solve and triangular_solve come with part 2: until then the GPU refuses
- * them at encode time, with a message, and records nothing. */
-TEST(solvers_unsupported_yet)
+/* lu_factor then lu_solve, and a triangular solve, of the same inputs on both backends:
+ * the same pivots and info, factors and solutions within rounding (the GPU's blocking
+ * differs from the CPU's, so not bitwise; tests/test_cuda_linalg.c has the full sweep). */
+static void solver_pair(env *e, alloy_dtype t, int64_t n, int64_t nrhs, uint64_t seed)
+{
+    const size_t es = alloy_dtype_size(t), an = (size_t)(n * n) * es, bn = (size_t)(n * nrhs) * es;
+    unsigned char *ha = xmalloc(an), *hb = xmalloc(bn);
+    test_rng r = {seed};
+    fill_values(t, ha, n * n, &r, 1.0, 0);
+    fill_values(t, hb, n * nrhs, &r, 1.0, 0);
+    unsigned char *ra[2], *rb[2], *rx[2];
+    int32_t piv[2][64], inf[2];
+    alloy_device *devs[2] = {e->cpu, e->gpu};
+    alloy_queue *qs[2] = {e->qc, e->qg};
+    for (int d = 0; d < 2; d++) {
+        alloy_buffer *a, *b, *x, *p, *in;
+        ASSERT_OK(alloy_buffer_create(devs[d], an, ALLOY_MEMORY_DEVICE, &a));
+        ASSERT_OK(alloy_buffer_create(devs[d], bn, ALLOY_MEMORY_DEVICE, &b));
+        ASSERT_OK(alloy_buffer_create(devs[d], bn, ALLOY_MEMORY_DEVICE, &x));
+        ASSERT_OK(alloy_buffer_create(devs[d], 64 * 4, ALLOY_MEMORY_DEVICE, &p));
+        ASSERT_OK(alloy_buffer_create(devs[d], 4, ALLOY_MEMORY_DEVICE, &in));
+        ASSERT_OK(alloy_buffer_write(a, 0, ha, an));
+        ASSERT_OK(alloy_buffer_write(b, 0, hb, bn));
+        ASSERT_OK(alloy_buffer_write(x, 0, hb, bn));
+        int64_t sa[2] = {n, n}, sb[2] = {n, nrhs};
+        alloy_array A = alloy_array_contiguous(a, 0, t, 2, sa);
+        alloy_array B = alloy_array_contiguous(b, 0, t, 2, sb);
+        alloy_array X = alloy_array_contiguous(x, 0, t, 2, sb);
+        alloy_array P = alloy_array_contiguous(p, 0, ALLOY_I32, 1, &n);
+        alloy_array I = alloy_array_contiguous(in, 0, ALLOY_I32, 0, NULL);
+        alloy_lu_solve_desc ld = alloy_lu_solve_desc_default();
+        alloy_triangular_desc td = alloy_triangular_desc_default();
+        td.uplo = ALLOY_UPPER;
+        td.alpha = -1.5;
+        alloy_cmdbuf *cb;
+        ASSERT_OK(alloy_cmdbuf_create(qs[d], &cb));
+        ASSERT_OK(alloy_encode_lu_factor(cb, &A, &P, &I));
+        ASSERT_OK(alloy_encode_lu_solve(cb, &ld, &A, &P, &B));
+        ASSERT_OK(alloy_encode_triangular_solve(cb, &td, &A, &X)); /* with U of the factors */
+        ASSERT_OK(alloy_cmdbuf_commit(cb));
+        ASSERT_OK(alloy_cmdbuf_wait(cb));
+        ASSERT_OK(alloy_cmdbuf_destroy(cb));
+        ra[d] = xmalloc(an);
+        rb[d] = xmalloc(bn);
+        rx[d] = xmalloc(bn);
+        ASSERT_OK(alloy_buffer_read(a, 0, ra[d], an));
+        ASSERT_OK(alloy_buffer_read(b, 0, rb[d], bn));
+        ASSERT_OK(alloy_buffer_read(x, 0, rx[d], bn));
+        ASSERT_OK(alloy_buffer_read(p, 0, piv[d], (size_t)n * 4));
+        ASSERT_OK(alloy_buffer_read(in, 0, &inf[d], 4));
+        ASSERT_OK(alloy_buffer_destroy(a));
+        ASSERT_OK(alloy_buffer_destroy(b));
+        ASSERT_OK(alloy_buffer_destroy(x));
+        ASSERT_OK(alloy_buffer_destroy(p));
+        ASSERT_OK(alloy_buffer_destroy(in));
+    }
+    ASSERT_EQ(inf[0], inf[1]);
+    for (int64_t i = 0; i < n; i++)
+        ASSERT_EQ(piv[0][i], piv[1][i]);
+    const double tol = t == ALLOY_F64 ? 1e-10 : 2e-3;
+    unsigned char *got[3] = {ra[1], rb[1], rx[1]}, *want[3] = {ra[0], rb[0], rx[0]};
+    int64_t cnt[3] = {n * n, n * nrhs, n * nrhs};
+    for (int k = 0; k < 3; k++) {
+        double md = 0, mx = 0;
+        for (int64_t i = 0; i < cnt[k]; i++) {
+            double g = value_at(t, got[k], i), w = value_at(t, want[k], i);
+            ASSERT(!isnan(g));
+            md = fmax(md, fabs(g - w));
+            mx = fmax(mx, fabs(w));
+        }
+        if (md > tol * (mx > 1 ? mx : 1))
+            FAIL_AT("%s n=%lld output %d: GPU differs from CPU by %g (max %g)", dt_name(t),
+                    (long long)n, k, md, mx);
+    }
+    for (int d = 0; d < 2; d++) {
+        free(ra[d]);
+        free(rb[d]);
+        free(rx[d]);
+    }
+    free(ha);
+    free(hb);
+}
+
+TEST(solvers_match_cpu)
 {
     env e = env_open();
-    alloy_buffer *a, *piv, *info;
-    ASSERT_OK(alloy_buffer_create(e.gpu, 16 * 4, ALLOY_MEMORY_DEVICE, &a));
-    ASSERT_OK(alloy_buffer_create(e.gpu, 16, ALLOY_MEMORY_DEVICE, &piv));
-    ASSERT_OK(alloy_buffer_create(e.gpu, 16, ALLOY_MEMORY_DEVICE, &info));
-    int64_t sh[2] = {4, 4}, p1 = 4;
-    alloy_array A = alloy_array_contiguous(a, 0, ALLOY_F32, 2, sh);
-    alloy_array P = alloy_array_contiguous(piv, 0, ALLOY_I32, 1, &p1);
-    alloy_array I = alloy_array_contiguous(info, 0, ALLOY_I32, 0, NULL);
-    alloy_cmdbuf *cb;
-    ASSERT_OK(alloy_cmdbuf_create(e.qg, &cb));
-    ASSERT_STATUS(alloy_encode_lu_factor(cb, &A, &P, &I), ALLOY_ERR_UNSUPPORTED);
-    ASSERT(strstr(alloy_last_error(), "CUDA") != NULL);
-    alloy_buffer *bb;
-    ASSERT_OK(alloy_buffer_create(e.gpu, 16 * 4, ALLOY_MEMORY_DEVICE, &bb));
-    alloy_array B = alloy_array_contiguous(bb, 0, ALLOY_F32, 2, sh);
-    alloy_lu_solve_desc ld = alloy_lu_solve_desc_default();
-    ASSERT_STATUS(alloy_encode_lu_solve(cb, &ld, &A, &P, &B), ALLOY_ERR_UNSUPPORTED);
-    alloy_triangular_desc td = alloy_triangular_desc_default();
-    ASSERT_STATUS(alloy_encode_triangular_solve(cb, &td, &A, &B), ALLOY_ERR_UNSUPPORTED);
-    ASSERT_OK(alloy_cmdbuf_commit(cb)); /* nothing was recorded */
-    ASSERT_OK(alloy_cmdbuf_wait(cb));
-    ASSERT_OK(alloy_cmdbuf_destroy(cb));
-    ASSERT_OK(alloy_buffer_destroy(a));
-    ASSERT_OK(alloy_buffer_destroy(piv));
-    ASSERT_OK(alloy_buffer_destroy(info));
-    ASSERT_OK(alloy_buffer_destroy(bb));
+    static const int64_t ns[] = {1, 2, 7, 33, 64};
+    for (int t = 0; t < 2; t++)
+        for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++)
+            solver_pair(&e, t ? ALLOY_F64 : ALLOY_F32, ns[i], 1 + (int64_t)i * 3, 77 + i);
     env_close(&e);
 }
 
 TEST_LIST{
-    TEST_ENTRY(copy_every_pair_random_views), TEST_ENTRY(copy_conversions_exhaustive),
-    TEST_ENTRY(matmul_random_small),          TEST_ENTRY(matmul_tiles_and_layouts),
-    TEST_ENTRY(matmul_huge_batch),            TEST_ENTRY(layer_norm_rows),
-    TEST_ENTRY(layer_norm_many_rows),         TEST_ENTRY(solvers_unsupported_yet),
+    TEST_ENTRY(copy_every_pair_random_views),
+    TEST_ENTRY(copy_conversions_exhaustive),
+    TEST_ENTRY(matmul_random_small),
+    TEST_ENTRY(matmul_tiles_and_layouts),
+    TEST_ENTRY(matmul_huge_batch),
+    TEST_ENTRY(layer_norm_rows),
+    TEST_ENTRY(layer_norm_many_rows),
+    TEST_ENTRY(solvers_match_cpu),
 };
 
 int main(int argc, char **argv)

@@ -34,17 +34,35 @@
  *   torture: ops=N threads=T mismatches=0 failures=0 ...
  * The exit status is 0 only when mismatches and failures are both 0.
  *
- * Usage: torture [-t THREADS] [-n OPS] [-s SECONDS] [--seed S] [-p POOL] [-w WORKERS]
- *                [-r REF_WORKERS] [--long] [--progress SECONDS] [--burst ROUNDS]
- *        torture --seed S --replay SPEC_SEED [--large]   (one spec on 1..8 workers)
+ * Usage: torture [--backend cpu|cuda] [--strict] [-t THREADS] [-n OPS] [-s SECONDS] [--seed S]
+ *                [-p POOL] [-w WORKERS] [-r REF_WORKERS] [--long] [--progress SECONDS]
+ *                [--burst ROUNDS]
+ *        torture [--backend cuda] --seed S --replay SPEC_SEED [--large]
+ *                (one spec on 1..8 workers, or on three fresh handles of the GPU)
  * With no options it runs the short form ctest uses (16 threads, about 1200 ops, a pool
  * of 96 specs). --long is the long run: a pool of 1024 specs, until 1,000,000 ops or
  * 3600 s. Options after --long override it. The run stops when OPS operations have been
  * checked or SECONDS have passed, whichever comes first (0 = no limit). WORKERS is the
  * device's worker count (0: one per core); REF_WORKERS the quiet device's (default 1).
  * --huge runs only the huge-batch phase (batches of 2^24 + 1 matrices; --long includes
- * it; about 200 MB). --corrupt flips one byte of one reference: a self-check that the comparison bites (the
- * run must then end with mismatches > 0 and exit 1). */
+ * it; about 200 MB). --corrupt flips one byte of one reference: a self-check that the comparison
+ * bites (the run must then end with mismatches > 0 and exit 1).
+ *
+ * GPU mode: --backend cuda runs the same torture on CUDA device 0 (--backend cpu, the
+ * default, is all of the above). The device under load and the quiet reference device are
+ * two handles of the same GPU, so the oracle is the op run alone on the same GPU model.
+ * Buffers are device memory, pinned host memory or wrapped (page-aligned) host memory,
+ * written and read back with alloy_buffer_write/read. The spec generator is unchanged: its
+ * dtypes are those the CUDA backend offers (matmul f32/f64/f16/bf16, lu and trsm f32/f64,
+ * norm and copy every dtype). What is CPU-only is left out or replaced: -w/-r and
+ * ALLOY_TEST_KERNEL do not apply; the private devices of the mix are fresh handles of the
+ * same GPU; --replay runs the spec on three fresh GPU handles. An encode of lu_factor,
+ * lu_solve or triangular_solve that a CUDA device answers ALLOY_ERR_UNSUPPORTED (not yet
+ * implemented) is counted as "unsupported=" in the last line, not as a failure; those
+ * specs stay out of the mix, and now and then a command buffer also gets one encoded among
+ * its specs (it must be refused, recording nothing, and the others must still come out
+ * right). --strict makes every such refusal a failure (gpu-check runs it so). Without a
+ * CUDA device, --backend cuda prints "SKIP: no CUDA device: <reason>" and exits 0. */
 #include "harness.h"
 
 #include <errno.h>
@@ -57,11 +75,11 @@
 
 /* ====================================================================== specs */
 
-#define MAXB 10     /* buffers of one spec */
-#define MAXOPS 2    /* operations of one spec */
-#define MAXST 3     /* structure edits of one spec */
-#define MAXGROUP 3  /* specs in one command buffer */
-#define NSHARED 5   /* shared buffers */
+#define MAXB 10    /* buffers of one spec */
+#define MAXOPS 2   /* operations of one spec */
+#define MAXST 3    /* structure edits of one spec */
+#define MAXGROUP 3 /* specs in one command buffer */
+#define NSHARED 5  /* shared buffers */
 #define SHARED_N 320
 #define NOARR (-1000)
 
@@ -111,15 +129,24 @@ typedef struct structspec {
 } structspec;
 
 enum family {
-    FAM_COPY, FAM_MATMUL, FAM_LU_FACTOR, FAM_LU_SOLVE, FAM_TRSM, FAM_NORM, FAM_LU_CHAIN,
-    FAM_SHARED, FAM_COUNT
+    FAM_COPY,
+    FAM_MATMUL,
+    FAM_LU_FACTOR,
+    FAM_LU_SOLVE,
+    FAM_TRSM,
+    FAM_NORM,
+    FAM_LU_CHAIN,
+    FAM_SHARED,
+    FAM_COUNT
 };
-static const char *const family_names[] = {"copy", "matmul", "lu_factor", "lu_solve", "trsm",
-                                           "layer_norm", "lu_chain", "shared"};
+static const char *const family_names[] = {"copy", "matmul",     "lu_factor", "lu_solve",
+                                           "trsm", "layer_norm", "lu_chain",  "shared"};
 
 typedef struct spec {
     uint64_t seed;
     int large, family, uses_shared, may_fail;
+    int refused, refused_op; /* GPU mode: the reference encode was refused at op refused_op;
+                                the spec is kept out of the mix */
     char name[96];
     int nbufs;
     bufspec b[MAXB];
@@ -437,7 +464,11 @@ static void gen_matmul(gen *G)
 {
     spec *sp = G->sp;
     int t = (int)(R(G) % 6);
-    alloy_dtype in = t < 2 ? ALLOY_F32 : t == 2 ? ALLOY_F16 : t == 3 ? ALLOY_BF16 : t == 4 ? ALLOY_F64 : ALLOY_F32;
+    alloy_dtype in = t < 2    ? ALLOY_F32
+                     : t == 2 ? ALLOY_F16
+                     : t == 3 ? ALLOY_BF16
+                     : t == 4 ? ALLOY_F64
+                              : ALLOY_F32;
     alloy_dtype cd = in == ALLOY_F64 ? ALLOY_F64 : (in == ALLOY_F32 || R(G) % 2) ? ALLOY_F32 : in;
     int64_t m = pick_dim(G), n = pick_dim(G), k = pick_dim(G);
     int64_t bs[2], abs_[2], bbs[2], sh[ALLOY_MAX_RANK];
@@ -465,7 +496,8 @@ static void gen_matmul(gen *G)
     memcpy(sh, bs, sizeof(int64_t) * (size_t)br);
     sh[br] = m;
     sh[br + 1] = n;
-    o->v[3] = make_view(G, cd, br + 2, sh, 1, 0, o->mm.beta == 0.0 ? FILL_SPECIAL : FILL_RAND, 0, 0);
+    o->v[3] =
+        make_view(G, cd, br + 2, sh, 1, 0, o->mm.beta == 0.0 ? FILL_SPECIAL : FILL_RAND, 0, 0);
     snprintf(sp->name, sizeof sp->name, "matmul %s>%s b%lld %lldx%lldx%lld a%g b%g%s", dtn(in),
              dtn(cd), (long long)batch_count(br, bs), (long long)m, (long long)n, (long long)k,
              o->mm.alpha, o->mm.beta, o->v[2].buf != NOARR ? " bias" : "");
@@ -490,8 +522,8 @@ static void gen_lu_factor(gen *G)
     int singular = R(G) % 5 == 0 && count > 0 && n > 0 && m > 0;
     if (singular)
         add_struct(sp, ST_ZERO_COL, &o->v[0], 0, RR(G, 0, count - 1), RR(G, 0, n - 1));
-    snprintf(sp->name, sizeof sp->name, "lu_factor %s b%lld %lldx%lld%s", dtn(dt),
-             (long long)count, (long long)m, (long long)n, singular ? " singular" : "");
+    snprintf(sp->name, sizeof sp->name, "lu_factor %s b%lld %lldx%lld%s", dtn(dt), (long long)count,
+             (long long)m, (long long)n, singular ? " singular" : "");
 }
 
 static void gen_lu_solve(gen *G)
@@ -598,9 +630,9 @@ static void gen_norm(gen *G)
         o->v[4] = make_view(G, R(G) % 2 ? ALLOY_F32 : ALLOY_F64, rr, rows, 1, 0, FILL_RAND, 0, 0);
     if (R(G) % 2)
         o->v[5] = make_view(G, R(G) % 2 ? ALLOY_F32 : ALLOY_F64, rr, rows, 1, 0, FILL_RAND, 0, 0);
-    snprintf(sp->name, sizeof sp->name, "%s %s>%s rows%lld d%lld%s", o->nd.rms ? "rms_norm" : "layer_norm",
-             dtn(xd), dtn(yd), (long long)batch_count(rr, rows), (long long)dd,
-             inplace ? " in-place" : "");
+    snprintf(sp->name, sizeof sp->name, "%s %s>%s rows%lld d%lld%s",
+             o->nd.rms ? "rms_norm" : "layer_norm", dtn(xd), dtn(yd),
+             (long long)batch_count(rr, rows), (long long)dd, inplace ? " in-place" : "");
 }
 
 static void gen_lu_chain(gen *G)
@@ -744,9 +776,14 @@ static void spec_generate(spec *sp, uint64_t seed, int large)
     G.g.s = mix64(seed) | 1;
     G.large = large;
     unsigned r = (unsigned)(R(&G) % 100);
-    sp->family = r < 13 ? FAM_COPY : r < 30 ? FAM_MATMUL : r < 42 ? FAM_LU_FACTOR
-               : r < 54 ? FAM_LU_SOLVE : r < 68 ? FAM_TRSM : r < 80 ? FAM_NORM
-               : r < 87 ? FAM_LU_CHAIN : FAM_SHARED;
+    sp->family = r < 13   ? FAM_COPY
+                 : r < 30 ? FAM_MATMUL
+                 : r < 42 ? FAM_LU_FACTOR
+                 : r < 54 ? FAM_LU_SOLVE
+                 : r < 68 ? FAM_TRSM
+                 : r < 80 ? FAM_NORM
+                 : r < 87 ? FAM_LU_CHAIN
+                          : FAM_SHARED;
     switch (sp->family) {
     case FAM_COPY: gen_copy(&G); break;
     case FAM_MATMUL: gen_matmul(&G); break;
@@ -802,9 +839,12 @@ static void describe_view(FILE *f, const char *name, const vdesc *v)
 
 static void describe(FILE *f, const spec *sp)
 {
-    static const char *const names[6][6] = {
-        {"src", "dst"},          {"a", "b", "bias", "c"}, {"a", "pivots", "info"},
-        {"lu", "pivots", "b"},   {"a", "b"},              {"x", "gamma", "beta", "y", "mean", "rstd"}};
+    static const char *const names[6][6] = {{"src", "dst"},
+                                            {"a", "b", "bias", "c"},
+                                            {"a", "pivots", "info"},
+                                            {"lu", "pivots", "b"},
+                                            {"a", "b"},
+                                            {"x", "gamma", "beta", "y", "mean", "rstd"}};
     fprintf(f, "  spec %#llx%s: %s (%s)\n", (unsigned long long)sp->seed, sp->large ? " large" : "",
             sp->name, family_names[sp->family]);
     for (int i = 0; i < sp->nbufs; i++)
@@ -855,12 +895,14 @@ static void rand_elem(unsigned char *p, alloy_dtype dt, test_rng *r, int special
         }
         case ALLOY_F64: memcpy(p, &v, 8); return;
         case ALLOY_F16: {
-            static const uint16_t h[] = {0x7e00, 0x7c00, 0xfc00, 0x8000, 0x7bff, 0x0001, 0x7bff, 0x03ff};
+            static const uint16_t h[] = {0x7e00, 0x7c00, 0xfc00, 0x8000,
+                                         0x7bff, 0x0001, 0x7bff, 0x03ff};
             memcpy(p, &h[(x >> 8) % 8], 2);
             return;
         }
         case ALLOY_BF16: {
-            static const uint16_t h[] = {0x7fc0, 0x7f80, 0xff80, 0x8000, 0x7f7f, 0x0001, 0x4780, 0x0040};
+            static const uint16_t h[] = {0x7fc0, 0x7f80, 0xff80, 0x8000,
+                                         0x7f7f, 0x0001, 0x4780, 0x0040};
             memcpy(p, &h[(x >> 8) % 8], 2);
             return;
         }
@@ -964,8 +1006,8 @@ static unsigned char *stage_build(const spec *sp, int bi)
 /* ====================================================================== the run */
 
 enum mode { M_WAIT, M_POLL, M_MULTI, M_HANDOFF_WAIT, M_ORPHAN, M_HANDOFF_COMMIT, M_COUNT };
-static const char *const mode_names[] = {"wait", "poll", "multi-wait", "handoff-wait",
-                                         "orphan+wait_idle", "handoff-commit"};
+static const char *const mode_names[] = {
+    "wait", "poll", "multi-wait", "handoff-wait", "orphan+wait_idle", "handoff-commit"};
 enum qkind { Q_PRIVATE, Q_SHARED, Q_ONESHOT, Q_COUNT };
 static const char *const qkind_names[] = {"private", "shared", "one-shot"};
 
@@ -983,6 +1025,8 @@ typedef struct options {
     uint64_t replay;
     int huge;    /* 1: the huge-batch phase too; 2: only it */
     int corrupt; /* self-check: flip a reference byte; the run must then report mismatches */
+    int cuda;    /* --backend cuda: the torture on CUDA device 0 */
+    int strict;  /* --strict: an op the CUDA device refuses as unsupported is a failure */
 } options;
 
 typedef struct inst {
@@ -990,6 +1034,7 @@ typedef struct inst {
     alloy_buffer *b[MAXB];
     unsigned char *mem[MAXB]; /* wrapped memory */
     alloy_buffer *const *shared;
+    int refused; /* GPU mode: a spec whose encode must be refused; never checked */
 } inst;
 
 typedef struct job job;
@@ -1011,6 +1056,9 @@ typedef struct run {
     _Atomic long long ops, large_ops, jobs, mismatches, failures, threads_started, devices;
     _Atomic long long modes[M_COUNT], qkinds[Q_COUNT], grouped, wrapped, queues_made;
     _Atomic long long messages;
+    /* GPU mode: encodes answered ALLOY_ERR_UNSUPPORTED (references, and mix encodes) */
+    _Atomic long long unsupported, unsup_mix;
+    int *unsup, nunsup;      /* pool specs whose ops the CUDA device does not run yet */
     pthread_mutex_t mb_lock; /* the mailbox of command buffers handed between threads */
     job *mb_head;
     int mb_len;
@@ -1025,14 +1073,14 @@ struct job {
     int qkind;
     alloy_cmdbuf *cb;
     int ninst;
-    inst in[MAXGROUP];
+    inst in[MAXGROUP + 1]; /* + one spec whose encode must be refused (GPU mode) */
     alloy_status want;
     int nops, large_ops;
     int mode;
     int committed;
     /* mailbox */
     job *next;
-    int slots; /* waiters still to come and take it (committed), or 1 (to commit) */
+    int slots;           /* waiters still to come and take it (committed), or 1 (to commit) */
     _Atomic int pending; /* waiters that have not finished waiting */
     _Atomic int got;     /* the status the first waiter saw, or -1 */
     unsigned long thread;
@@ -1076,7 +1124,10 @@ static void failure(run *R, const char *fmt, ...)
     va_end(ap);
 }
 
-static unsigned long long spec_seed(const spec *sp) { return sp ? (unsigned long long)sp->seed : 0; }
+static unsigned long long spec_seed(const spec *sp)
+{
+    return sp ? (unsigned long long)sp->seed : 0;
+}
 static const char *spec_name(const spec *sp) { return sp ? sp->name : ""; }
 
 /* A call that must succeed; sp (or NULL) names the spec in the message. */
@@ -1101,6 +1152,20 @@ static alloy_array make_array(const inst *in, const vdesc *v)
                                v->strides);
 }
 
+/* GPU mode: caller memory to wrap, page-aligned and a whole number of pages, so that no
+ * two wrapped buffers share a page (the CUDA driver pins whole pages, and one wrap's
+ * unpinning must not unpin another's). Takes over and frees st. */
+static unsigned char *page_copy(unsigned char *st, size_t bytes)
+{
+    size_t n = ((bytes ? bytes : 1) + 4095) & ~(size_t)4095;
+    unsigned char *p = aligned_alloc(4096, n);
+    if (!p)
+        die("out of memory (%zu bytes)", n);
+    memcpy(p, st, bytes);
+    free(st);
+    return p;
+}
+
 /* Creates the spec's buffers on dev with their initial contents. wrap_rng: when not NULL,
  * some buffers wrap host memory and some are host-visible. */
 static int inst_create(run *R, alloy_device *dev, alloy_buffer *const *shared, const spec *sp,
@@ -1114,19 +1179,22 @@ static int inst_create(run *R, alloy_device *dev, alloy_buffer *const *shared, c
         uint64_t r = wrap_rng ? rng_next(wrap_rng) : 0;
         alloy_status s;
         if (r % 4 == 1) {
+            if (R->o.cuda)
+                st = page_copy(st, sp->b[i].bytes);
             in->mem[i] = st;
             s = alloy_buffer_wrap_host(dev, st, sp->b[i].bytes, &in->b[i]);
             atomic_fetch_add(&R->wrapped, 1);
         } else {
             s = alloy_buffer_create(dev, sp->b[i].bytes,
-                                    r % 4 == 2 ? ALLOY_MEMORY_HOST : ALLOY_MEMORY_DEVICE, &in->b[i]);
+                                    r % 4 == 2 ? ALLOY_MEMORY_HOST : ALLOY_MEMORY_DEVICE,
+                                    &in->b[i]);
             if (s == ALLOY_OK)
                 s = alloy_buffer_write(in->b[i], 0, st, sp->b[i].bytes);
             free(st);
         }
         if (s != ALLOY_OK) {
-            failure(R, "creating buffer %d of spec %#llx: %s (%s)", i,
-                    (unsigned long long)sp->seed, alloy_status_string(s), alloy_last_error());
+            failure(R, "creating buffer %d of spec %#llx: %s (%s)", i, (unsigned long long)sp->seed,
+                    alloy_status_string(s), alloy_last_error());
             return 0;
         }
     }
@@ -1203,9 +1271,9 @@ static int inst_check(run *R, const inst *in, const char *where)
                         (unsigned long long)sp->seed, sp->name, i, at, n, where, got[at],
                         sp->ref[off + at]);
                 describe(stderr, sp);
-                fprintf(stderr, "  replay: torture --seed %#llx --replay %#llx%s\n",
-                        (unsigned long long)R->o.seed, (unsigned long long)sp->seed,
-                        sp->large ? " --large" : "");
+                fprintf(stderr, "  replay: torture%s --seed %#llx --replay %#llx%s\n",
+                        R->o.cuda ? " --backend cuda" : "", (unsigned long long)R->o.seed,
+                        (unsigned long long)sp->seed, sp->large ? " --large" : "");
                 fflush(stderr);
                 pthread_mutex_unlock(&R->print_lock);
             }
@@ -1214,6 +1282,39 @@ static int inst_check(run *R, const inst *in, const char *where)
         off += n;
     }
     return bad;
+}
+
+/* GPU mode: the ops the CUDA backend is still gaining (lu_factor, lu_solve,
+ * triangular_solve); an encode of one of them may answer ALLOY_ERR_UNSUPPORTED. */
+static int gpu_pending_op(int kind)
+{
+    return kind == OP_LU_FACTOR || kind == OP_LU_SOLVE || kind == OP_TRSM;
+}
+
+/* GPU mode: the reference encode of sp answered s at op fop (called on one thread, while
+ * the pool is built). The spec is kept out of the mix. An op still pending on the CUDA
+ * backend answering ALLOY_ERR_UNSUPPORTED is counted as unsupported (a failure with
+ * --strict); any other refusal is a failure. */
+static void gpu_refused(run *R, spec *sp, alloy_status s, int fop)
+{
+    sp->refused = 1;
+    sp->refused_op = fop;
+    sp->ref_ok = 0;
+    int kind = fop >= 0 && fop < sp->nops ? sp->ops[fop].kind : -1;
+    if (s == ALLOY_ERR_UNSUPPORTED && kind >= 0 && gpu_pending_op(kind) && !R->o.strict) {
+        if (atomic_fetch_add(&R->unsupported, 1) == 0)
+            fprintf(stderr,
+                    "torture: unsupported on the CUDA device (counted, not a failure; "
+                    "--strict fails it): %s\n",
+                    alloy_last_error());
+        if (R->unsup) /* NULL in a replay */
+            R->unsup[R->nunsup++] = (int)(sp - R->pool);
+        return;
+    }
+    failure(R, "spec %#llx (%s): op %d (%s) refused at encode on the CUDA device: %s (%s)%s",
+            (unsigned long long)sp->seed, sp->name, fop, kind >= 0 ? op_names[kind] : "?",
+            alloy_status_string(s), alloy_last_error(),
+            s == ALLOY_ERR_UNSUPPORTED && kind >= 0 && gpu_pending_op(kind) ? " [--strict]" : "");
 }
 
 /* Runs sp alone on the quiet reference device and keeps every buffer's final bytes. */
@@ -1228,6 +1329,14 @@ static void spec_reference(run *R, spec *sp)
         die("alloy_cmdbuf_create on the reference device: %s", alloy_last_error());
     int fop = -1;
     alloy_status s = inst_encode(&in, cb, &fop);
+    if (s != ALLOY_OK && R->o.cuda) {
+        gpu_refused(R, sp, s, fop);
+        sp->ref_status = s;
+        if (alloy_cmdbuf_destroy(cb) != ALLOY_OK)
+            die("destroying a reference command buffer: %s", alloy_last_error());
+        inst_destroy(R, &in);
+        return;
+    }
     if (s != ALLOY_OK) {
         describe(stderr, sp);
         die("generator made an invalid spec %#llx: op %d: %s: %s", (unsigned long long)sp->seed,
@@ -1236,7 +1345,8 @@ static void spec_reference(run *R, spec *sp)
     if (alloy_cmdbuf_commit(cb) != ALLOY_OK)
         die("commit on the reference device: %s", alloy_last_error());
     sp->ref_status = alloy_cmdbuf_wait(cb);
-    if (sp->ref_status != ALLOY_OK && !(sp->may_fail && sp->ref_status == ALLOY_ERR_INVALID_ARGUMENT)) {
+    if (sp->ref_status != ALLOY_OK &&
+        !(sp->may_fail && sp->ref_status == ALLOY_ERR_INVALID_ARGUMENT)) {
         failure(R, "spec %#llx (%s) fails when run alone: %s: %s", (unsigned long long)sp->seed,
                 sp->name, alloy_status_string(sp->ref_status), alloy_cmdbuf_error(cb));
     } else {
@@ -1309,6 +1419,10 @@ static const spec *pick_spec(worker *w, int ok_only)
     if (w->burst)
         return &R->pool[R->sharedspecs[rng_next(&w->g) % (uint64_t)R->nshared]];
     int large = (w->picks++ % 8) == 7;
+    if (large && !R->nlarge) /* GPU mode: every large spec was refused at encode */
+        large = 0;
+    if (!large && !R->nnormal)
+        return NULL;
     for (int t = 0; t < 16; t++) {
         int idx = large ? R->large[rng_next(&w->g) % (uint64_t)R->nlarge]
                         : R->normal[rng_next(&w->g) % (uint64_t)R->nnormal];
@@ -1344,7 +1458,8 @@ static void job_finish(run *R, job *j, alloy_status got, int has_status)
         EXPECT_OK(R, alloy_cmdbuf_destroy(j->cb), j->in[0].sp);
     int bad = 0;
     for (int i = 0; i < j->ninst; i++) {
-        bad += inst_check(R, &j->in[i], where);
+        if (!j->in[i].refused)
+            bad += inst_check(R, &j->in[i], where);
         inst_destroy(R, &j->in[i]);
     }
     if (j->qkind == Q_ONESHOT)
@@ -1409,15 +1524,46 @@ static job *job_build(worker *w, alloy_queue *q, int qkind, const spec *force)
             j->want = sp->ref_status;
         j->ninst++;
     }
+    /* GPU mode: now and then one more spec, one the CUDA device does not run yet, at a
+     * random place in the command buffer: its encode must be refused again, recording
+     * nothing, and the other specs must come out as if it had never been tried. */
+    if (R->o.cuda && R->nunsup && !force && j->ninst && rng_next(&w->g) % 8 == 0) {
+        const spec *sp = &R->pool[R->unsup[rng_next(&w->g) % (uint64_t)R->nunsup]];
+        if (inst_create(R, R->dev, R->shared, sp, &j->in[j->ninst], &w->g)) {
+            j->in[j->ninst].refused = 1;
+            int at = (int)rng_range(&w->g, 0, j->ninst);
+            inst t = j->in[at];
+            j->in[at] = j->in[j->ninst];
+            j->in[j->ninst] = t;
+            j->ninst++;
+        } else {
+            inst_destroy(R, &j->in[j->ninst]);
+        }
+    }
     alloy_status s = j->ninst ? alloy_cmdbuf_create(q, &j->cb) : ALLOY_ERR_INVALID_ARGUMENT;
     if (s == ALLOY_OK) {
         for (int i = 0; i < j->ninst && s == ALLOY_OK; i++) {
             int fop = -1;
             s = inst_encode(&j->in[i], j->cb, &fop);
-            if (s != ALLOY_OK)
+            if (j->in[i].refused) {
+                if (s == ALLOY_ERR_UNSUPPORTED && fop == j->in[i].sp->refused_op) {
+                    atomic_fetch_add(&R->unsupported, 1);
+                    atomic_fetch_add(&R->unsup_mix, 1);
+                    s = ALLOY_OK;
+                } else {
+                    failure(R,
+                            "spec %#llx (%s) was unsupported when encoded alone; in the mix "
+                            "its encode answered %s at op %d (%s)",
+                            (unsigned long long)j->in[i].sp->seed, j->in[i].sp->name,
+                            alloy_status_string(s), fop, alloy_last_error());
+                    if (s == ALLOY_OK)
+                        s = ALLOY_ERR_STATE; /* a spec that should not be there: drop the job */
+                }
+            } else if (s != ALLOY_OK) {
                 failure(R, "encoding op %d of spec %#llx (%s): %s (%s)", fop,
                         (unsigned long long)j->in[i].sp->seed, j->in[i].sp->name,
                         alloy_status_string(s), alloy_last_error());
+            }
         }
     } else if (j->ninst) {
         failure(R, "alloy_cmdbuf_create: %s (%s)", alloy_status_string(s), alloy_last_error());
@@ -1571,12 +1717,21 @@ static void private_device_run(worker *w)
     d.backend = ALLOY_BACKEND_CPU;
     d.cpu_workers = (int)rng_range(&w->g, 1, 4);
     d.cpu_kernel = test_kernel_from_env();
+    char tag[32], where[64];
+    snprintf(tag, sizeof tag, "%d workers", d.cpu_workers);
+    snprintf(where, sizeof where, "private device with %d workers", d.cpu_workers);
+    if (R->o.cuda) { /* GPU mode: a fresh handle of the same GPU (workers do not apply) */
+        d = alloy_device_desc_default();
+        d.backend = ALLOY_BACKEND_CUDA;
+        snprintf(tag, sizeof tag, "a fresh GPU handle");
+        snprintf(where, sizeof where, "private device: a fresh handle of the GPU");
+    }
     alloy_device *dev = NULL;
     alloy_queue *q = NULL;
     alloy_cmdbuf *cb = NULL;
     alloy_status s = alloy_device_open(&d, &dev);
     if (s != ALLOY_OK) {
-        failure(R, "alloy_device_open (%d workers): %s", d.cpu_workers, alloy_status_string(s));
+        failure(R, "alloy_device_open (%s): %s", tag, alloy_status_string(s));
         return;
     }
     atomic_fetch_add(&R->devices, 1);
@@ -1593,11 +1748,9 @@ static void private_device_run(worker *w)
         } else {
             s = alloy_cmdbuf_wait(cb);
             if (s != sp->ref_status)
-                failure(R, "private device (%d workers): wait %s, reference %s [spec %#llx]",
-                        d.cpu_workers, alloy_status_string(s), alloy_status_string(sp->ref_status),
+                failure(R, "private device (%s): wait %s, reference %s [spec %#llx]", tag,
+                        alloy_status_string(s), alloy_status_string(sp->ref_status),
                         (unsigned long long)sp->seed);
-            char where[64];
-            snprintf(where, sizeof where, "private device with %d workers", d.cpu_workers);
             atomic_fetch_add(&R->mismatches, inst_check(R, &in, where));
             atomic_fetch_add(&R->ops, sp->nops);
             if (sp->large)
@@ -1650,9 +1803,9 @@ static void *worker_main(void *arg)
         for (int i = 0; i < k; i++) {
             unsigned r = (unsigned)(rng_next(&w->g) % 10);
             int qk = w->burst || r < 5 ? Q_PRIVATE : r < 9 ? Q_SHARED : Q_ONESHOT;
-            alloy_queue *q = qk == Q_PRIVATE ? w->pq
-                           : qk == Q_SHARED  ? R->sq[rng_next(&w->g) % (uint64_t)R->nsq]
-                                             : NULL;
+            alloy_queue *q = qk == Q_PRIVATE  ? w->pq
+                             : qk == Q_SHARED ? R->sq[rng_next(&w->g) % (uint64_t)R->nsq]
+                                              : NULL;
             const spec *force = w->burst ? pick_spec(w, 0) : NULL;
             job *j = job_build(w, q, qk, force);
             if (!j)
@@ -1717,17 +1870,39 @@ static void worker_start(run *R, worker *w, int slot, uint64_t serial, int burst
 
 /* ---------------------------------------------------------------- setup */
 
+/* GPU mode: opens CUDA device 0; without one, says SKIP and exits 0. */
+static alloy_device *open_gpu(const char *what)
+{
+    alloy_device_desc d = alloy_device_desc_default();
+    d.backend = ALLOY_BACKEND_CUDA;
+    alloy_device *dev = NULL;
+    alloy_status s = alloy_device_open(&d, &dev);
+    if (s == ALLOY_ERR_NO_DEVICE) {
+        printf("SKIP: no CUDA device: %s\n", alloy_last_error());
+        fflush(stdout);
+        exit(0);
+    }
+    if (s != ALLOY_OK)
+        die("alloy_device_open (CUDA%s): %s: %s", what, alloy_status_string(s), alloy_last_error());
+    return dev;
+}
+
 static void open_devices(run *R)
 {
     alloy_device_desc d = alloy_device_desc_default();
     d.backend = ALLOY_BACKEND_CPU;
     d.cpu_kernel = test_kernel_from_env();
     d.cpu_workers = R->o.workers;
-    if (alloy_device_open(&d, &R->dev) != ALLOY_OK)
-        die("alloy_device_open: %s", alloy_last_error());
-    d.cpu_workers = R->o.ref_workers;
-    if (alloy_device_open(&d, &R->refdev) != ALLOY_OK)
-        die("alloy_device_open (reference): %s", alloy_last_error());
+    if (R->o.cuda) { /* two handles of the same GPU: the one under load, the quiet one */
+        R->dev = open_gpu("");
+        R->refdev = open_gpu(", reference");
+    } else {
+        if (alloy_device_open(&d, &R->dev) != ALLOY_OK)
+            die("alloy_device_open: %s", alloy_last_error());
+        d.cpu_workers = R->o.ref_workers;
+        if (alloy_device_open(&d, &R->refdev) != ALLOY_OK)
+            die("alloy_device_open (reference): %s", alloy_last_error());
+    }
     if (alloy_queue_create(R->refdev, &R->refq) != ALLOY_OK)
         die("alloy_queue_create: %s", alloy_last_error());
     shared_generate(&R->shared_sp, R->o.seed);
@@ -1773,12 +1948,13 @@ static void build_pool(run *R)
     R->large = calloc((size_t)n, sizeof(int));
     R->sharedspecs = calloc((size_t)n, sizeof(int));
     R->plain = calloc((size_t)n, sizeof(int));
-    if (!R->pool || !R->normal || !R->large || !R->sharedspecs || !R->plain)
+    R->unsup = calloc((size_t)n, sizeof(int));
+    if (!R->pool || !R->normal || !R->large || !R->sharedspecs || !R->plain || !R->unsup)
         die("out of memory");
     int nlarge = n / 8 > 0 ? n / 8 : 1;
     double t = now();
     size_t bytes = 0;
-    int counts[FAM_COUNT] = {0}, fails = 0;
+    int counts[FAM_COUNT] = {0}, refused[FAM_COUNT] = {0}, fails = 0;
     for (int i = 0; i < n; i++) {
         spec *sp = &R->pool[i];
         int large = i < nlarge;
@@ -1786,6 +1962,10 @@ static void build_pool(run *R)
         spec_reference(R, sp);
         bytes += sp->ref_bytes;
         counts[sp->family]++;
+        if (sp->refused) { /* GPU mode: refused at encode; kept out of the mix */
+            refused[sp->family]++;
+            continue;
+        }
         fails += sp->ref_status != ALLOY_OK;
         if (large)
             R->large[R->nlarge++] = i;
@@ -1807,13 +1987,32 @@ static void build_pool(run *R)
     if (!R->nshared || !R->nplain)
         die("the pool of %d specs has no shared or no plain spec: use a larger pool", n);
     R->npool = n;
-    fprintf(stderr,
-            "torture: %d specs (%d large), references run alone on a quiet device with %d "
-            "workers in %.1f s, %.1f MB; families:",
-            n, nlarge, alloy_device_workers(R->refdev), now() - t, (double)bytes / 1e6);
+    if (R->o.cuda)
+        fprintf(stderr,
+                "torture: %d specs (%d large), references run alone on a quiet second handle "
+                "of the GPU in %.1f s, %.1f MB; families:",
+                n, nlarge, now() - t, (double)bytes / 1e6);
+    else
+        fprintf(stderr,
+                "torture: %d specs (%d large), references run alone on a quiet device with %d "
+                "workers in %.1f s, %.1f MB; families:",
+                n, nlarge, alloy_device_workers(R->refdev), now() - t, (double)bytes / 1e6);
     for (int f = 0; f < FAM_COUNT; f++)
         fprintf(stderr, " %s %d", family_names[f], counts[f]);
     fprintf(stderr, "; %d specs expect a run-time failure\n", fails);
+    if (R->o.cuda) {
+        int nref = 0;
+        for (int f = 0; f < FAM_COUNT; f++)
+            nref += refused[f];
+        fprintf(stderr,
+                "torture: %d specs refused at encode by the CUDA device and kept out of "
+                "the mix (%d of them unsupported%s):",
+                nref, R->nunsup, R->o.strict ? "; --strict: failures" : ", counted");
+        for (int f = 0; f < FAM_COUNT; f++)
+            if (refused[f])
+                fprintf(stderr, " %s %d", family_names[f], refused[f]);
+        fprintf(stderr, "\n");
+    }
 }
 
 static void free_pool(run *R)
@@ -1825,6 +2024,7 @@ static void free_pool(run *R)
     free(R->large);
     free(R->sharedspecs);
     free(R->plain);
+    free(R->unsup);
 }
 
 /* Drains the mailbox on the calling thread (after the workers are gone). */
@@ -1894,8 +2094,9 @@ static void queue_race_phase(run *R, int rounds)
             pthread_join(t, NULL);
         }
     }
-    fprintf(stderr, "torture: last command buffer vs queue destroy: %d rounds (%ld fire and "
-                    "forget still running when destroyed)\n",
+    fprintf(stderr,
+            "torture: last command buffer vs queue destroy: %d rounds (%ld fire and "
+            "forget still running when destroyed)\n",
             rounds, orphans);
 }
 
@@ -1970,16 +2171,16 @@ static void huge_batch_phase(run *R)
             int64_t bad = 0, first = -1;
             if (s == ALLOY_OK) {
                 for (int64_t i = 0; i < n; i++) {
-                    int ok = which == 0 ? a[i] == 2.0f && piv[i] == 1 && info[i] == 0
-                                        : b[i] == 0.5f;
+                    int ok =
+                        which == 0 ? a[i] == 2.0f && piv[i] == 1 && info[i] == 0 : b[i] == 0.5f;
                     if (!ok && bad++ == 0)
                         first = i;
                 }
             } else {
                 /* refused at run time: nothing may have changed */
                 for (int64_t i = 0; i < n; i++) {
-                    int ok = which == 0 ? a[i] == 2.0f && piv[i] == -7 && info[i] == -7
-                                        : b[i] == 1.0f;
+                    int ok =
+                        which == 0 ? a[i] == 2.0f && piv[i] == -7 && info[i] == -7 : b[i] == 1.0f;
                     if (!ok && bad++ == 0)
                         first = i;
                 }
@@ -1993,7 +2194,8 @@ static void huge_batch_phase(run *R)
                         names[which], (long long)n, alloy_status_string(s), (long long)bad,
                         (long long)first);
             } else {
-                fprintf(stderr, "torture: huge batch: %s over %lld entries: %s, every entry right\n",
+                fprintf(stderr,
+                        "torture: huge batch: %s over %lld entries: %s, every entry right\n",
                         names[which], (long long)n, alloy_status_string(s));
             }
         }
@@ -2022,8 +2224,9 @@ static void burst_phase(run *R)
     for (int i = 0; i < n; i++)
         pthread_join(ws[i].th, NULL);
     free(ws);
-    fprintf(stderr, "torture: shared-weights burst: %d threads x %d ops reading the same buffers, "
-                    "%lld mismatches, %lld failures so far\n",
+    fprintf(stderr,
+            "torture: shared-weights burst: %d threads x %d ops reading the same buffers, "
+            "%lld mismatches, %lld failures so far\n",
             n, R->o.burst_rounds, (long long)atomic_load(&R->mismatches),
             (long long)atomic_load(&R->failures));
 }
@@ -2071,8 +2274,9 @@ static void mix_phase(run *R)
             fprintf(stderr,
                     "torture: %.0f s: ops=%lld (%.0f/s, %.1f%% large) jobs=%lld threads "
                     "started=%lld mismatches=%lld failures=%lld\n",
-                    t - R->t0, ops, (double)ops / (t - R->t0), ops ? 100.0 * (double)lo / (double)ops : 0.0,
-                    (long long)atomic_load(&R->jobs), (long long)atomic_load(&R->threads_started),
+                    t - R->t0, ops, (double)ops / (t - R->t0),
+                    ops ? 100.0 * (double)lo / (double)ops : 0.0, (long long)atomic_load(&R->jobs),
+                    (long long)atomic_load(&R->threads_started),
                     (long long)atomic_load(&R->mismatches), (long long)atomic_load(&R->failures));
         }
         if (stop && !any)
@@ -2090,18 +2294,32 @@ static int replay(run *R)
     spec_generate(sp, R->o.replay, R->o.replay_large);
     spec_reference(R, sp);
     describe(stderr, sp);
-    fprintf(stderr, "reference (quiet device, %d workers): %s\n", alloy_device_workers(R->refdev),
-            alloy_status_string(sp->ref_status));
+    if (sp->refused) { /* GPU mode */
+        fprintf(stderr, "refused at encode on the CUDA device (op %d): %s\n", sp->refused_op,
+                alloy_status_string(sp->ref_status));
+        int bad = R->o.strict || atomic_load(&R->failures) > 0;
+        free(sp);
+        return bad;
+    }
+    if (R->o.cuda)
+        fprintf(stderr, "reference (quiet handle of the GPU): %s\n",
+                alloy_status_string(sp->ref_status));
+    else
+        fprintf(stderr, "reference (quiet device, %d workers): %s\n",
+                alloy_device_workers(R->refdev), alloy_status_string(sp->ref_status));
     R->pool = sp;
     R->npool = 1;
     int bad = 0;
-    for (int wk = 1; wk <= 8; wk++) {
+    /* CPU: 1..8 workers; GPU: three fresh handles of the same GPU */
+    for (int wk = 1; wk <= (R->o.cuda ? 3 : 8); wk++) {
         alloy_device_desc d = alloy_device_desc_default();
         d.backend = ALLOY_BACKEND_CPU;
         d.cpu_workers = wk;
         d.cpu_kernel = test_kernel_from_env();
         alloy_device *dev;
-        if (alloy_device_open(&d, &dev) != ALLOY_OK)
+        if (R->o.cuda)
+            dev = open_gpu("");
+        else if (alloy_device_open(&d, &dev) != ALLOY_OK)
             die("alloy_device_open: %s", alloy_last_error());
         alloy_buffer *sh[NSHARED];
         for (int s = 0; s < NSHARED; s++) {
@@ -2119,9 +2337,11 @@ static int replay(run *R)
             die("replay setup: %s", alloy_last_error());
         alloy_status s = alloy_cmdbuf_wait(cb);
         char where[64];
-        snprintf(where, sizeof where, "replay, %d workers", wk);
+        snprintf(where, sizeof where, R->o.cuda ? "replay, GPU handle %d" : "replay, %d workers",
+                 wk);
         int b = inst_check(R, &in, where) || s != sp->ref_status;
-        fprintf(stderr, "%d workers: %s, %s\n", wk, alloy_status_string(s), b ? "MISMATCH" : "same bits");
+        fprintf(stderr, R->o.cuda ? "GPU handle %d: %s, %s\n" : "%d workers: %s, %s\n", wk,
+                alloy_status_string(s), b ? "MISMATCH" : "same bits");
         bad += b;
         alloy_cmdbuf_destroy(cb);
         inst_destroy(R, &in);
@@ -2141,9 +2361,15 @@ static int replay(run *R)
 _Noreturn static void usage(void)
 {
     fprintf(stderr,
-            "usage: torture [-t THREADS] [-n OPS] [-s SECONDS] [--seed S] [-p POOL] [-w WORKERS]\n"
-            "               [-r REF_WORKERS] [--long] [--huge] [--progress SECONDS] [--burst ROUNDS]\n"
-            "       torture --seed S --replay SPEC_SEED [--large]\n");
+            "usage: torture [--backend cpu|cuda] [--strict] [-t THREADS] [-n OPS] [-s SECONDS]\n"
+            "               [--seed S] [-p POOL] [-w WORKERS] [-r REF_WORKERS] [--long] [--huge]\n"
+            "               [--progress SECONDS] [--burst ROUNDS]\n"
+            "       torture [--backend cuda] --seed S --replay SPEC_SEED [--large]\n"
+            "  --backend cuda  the torture on CUDA device 0 (SKIP and exit 0 without one);\n"
+            "                  -w and -r do not apply. An op the CUDA backend does not run yet\n"
+            "                  (lu_factor, lu_solve, triangular_solve refused as unsupported)\n"
+            "                  is counted as unsupported=N, not as a failure ...\n"
+            "  --strict        ... unless --strict: then it is a failure\n");
     exit(2);
 }
 
@@ -2210,6 +2436,16 @@ int main(int argc, char **argv)
             o->huge = 1;
         } else if (!strcmp(a, "--huge")) {
             o->huge = 2;
+        } else if (!strcmp(a, "--backend")) {
+            if (!strcmp(v, "cuda"))
+                o->cuda = 1;
+            else if (!strcmp(v, "cpu"))
+                o->cuda = 0;
+            else
+                usage();
+            i++;
+        } else if (!strcmp(a, "--strict")) {
+            o->strict = 1;
         } else if (!strcmp(a, "--corrupt")) {
             o->corrupt = 1;
         } else if (!strcmp(a, "--large")) {
@@ -2246,8 +2482,9 @@ int main(int argc, char **argv)
     pthread_mutex_init(&R->zq_lock, NULL);
     pthread_mutex_init(&R->print_lock, NULL);
     R->t0 = now();
-    fprintf(stderr, "torture: seed %#llx (replay the whole run's specs with --seed %#llx or "
-                    "ALLOY_TEST_SEED)\n",
+    fprintf(stderr,
+            "torture: seed %#llx (replay the whole run's specs with --seed %#llx or "
+            "ALLOY_TEST_SEED)\n",
             (unsigned long long)o->seed, (unsigned long long)o->seed);
     open_devices(R);
     if (o->have_replay) {
@@ -2256,14 +2493,17 @@ int main(int argc, char **argv)
         free(R);
         return bad ? 1 : 0;
     }
-    fprintf(stderr, "torture: device \"%s\", reference device \"%s\"\n", alloy_device_name(R->dev),
-            alloy_device_name(R->refdev));
+    fprintf(stderr, "torture: device \"%s\", reference device \"%s\"%s\n",
+            alloy_device_name(R->dev), alloy_device_name(R->refdev),
+            !o->cuda    ? ""
+            : o->strict ? " (--strict: unsupported ops fail)"
+                        : " (unsupported ops are counted, not failed)");
     if (o->huge == 2) {
         huge_batch_phase(R);
         close_devices(R);
         long long mism = atomic_load(&R->mismatches), fails = atomic_load(&R->failures);
-        printf("torture: ops=%lld threads=1 mismatches=%lld failures=%lld (huge batches only)\n",
-               (long long)atomic_load(&R->ops), mism, fails);
+        printf("torture: ops=%lld threads=1 mismatches=%lld failures=%lld (huge batches only)%s\n",
+               (long long)atomic_load(&R->ops), mism, fails, o->cuda ? " backend=cuda" : "");
         free(R);
         return mism || fails ? 1 : 0;
     }
@@ -2297,20 +2537,31 @@ int main(int argc, char **argv)
     fprintf(stderr, "; by queue:");
     for (int q = 0; q < Q_COUNT; q++)
         fprintf(stderr, " %s %lld", qkind_names[q], (long long)atomic_load(&R->qkinds[q]));
-    fprintf(stderr, "; %lld command buffers held 2-3 specs; %lld wrapped buffers; %lld queues and "
-                    "%lld private devices made\n",
+    fprintf(stderr,
+            "; %lld command buffers held 2-3 specs; %lld wrapped buffers; %lld queues and "
+            "%lld private devices made\n",
             (long long)atomic_load(&R->grouped), (long long)atomic_load(&R->wrapped),
             (long long)atomic_load(&R->queues_made), (long long)atomic_load(&R->devices));
+    if (o->cuda)
+        fprintf(stderr,
+                "torture: unsupported on the CUDA device: %d specs of the pool, and %lld "
+                "encodes in the mix refused as they were alone\n",
+                R->nunsup, (long long)atomic_load(&R->unsup_mix));
     close_devices(R);
     free_pool(R);
     long long mism = atomic_load(&R->mismatches), fails = atomic_load(&R->failures);
-    printf("torture: ops=%lld threads=%d mismatches=%lld failures=%lld large=%.1f%% threads_started=%lld "
-           "seconds=%.1f seed=%#llx\n",
+    char extra[96] = "";
+    if (o->cuda)
+        snprintf(extra, sizeof extra, " unsupported=%lld backend=cuda%s",
+                 (long long)atomic_load(&R->unsupported), o->strict ? " strict" : "");
+    printf("torture: ops=%lld threads=%d mismatches=%lld failures=%lld large=%.1f%% "
+           "threads_started=%lld "
+           "seconds=%.1f seed=%#llx%s\n",
            ops, o->threads, mism, fails, ops ? 100.0 * (double)lo / (double)ops : 0.0,
-           (long long)atomic_load(&R->threads_started), secs, (unsigned long long)o->seed);
+           (long long)atomic_load(&R->threads_started), secs, (unsigned long long)o->seed, extra);
     fflush(stdout);
-    fprintf(stderr, "torture: ops=%lld threads=%d mismatches=%lld failures=%lld\n", ops, o->threads,
-            mism, fails);
+    fprintf(stderr, "torture: ops=%lld threads=%d mismatches=%lld failures=%lld%s\n", ops,
+            o->threads, mism, fails, extra);
     int rc = mism || fails ? 1 : 0;
     free(R);
     return rc;

@@ -5,12 +5,12 @@
 #include <string.h>
 
 alloy_status alloy__cu_launch(alloy__cu_device *cu, CUstream s, CUfunction f, uint64_t gx,
-                              uint64_t gy, unsigned block, unsigned smem, void *params,
-                              char *err, size_t cap)
+                              uint64_t gy, unsigned block, unsigned smem, void *params, char *err,
+                              size_t cap)
 {
     void *args[1] = {params};
-    CUresult r = cu->drv.LaunchKernel(f, (unsigned)gx, (unsigned)gy, 1, block, 1, 1, smem, s,
-                                      args, NULL);
+    CUresult r =
+        cu->drv.LaunchKernel(f, (unsigned)gx, (unsigned)gy, 1, block, 1, 1, smem, s, args, NULL);
     if (r == CUDA_SUCCESS)
         return ALLOY_OK;
     return alloy__cu_error(cu, r, "cuLaunchKernel", err, cap);
@@ -44,11 +44,7 @@ static alloy_status cu_check_op(alloy_device *dev, alloy__op *op)
     case ALLOY__OP_LAYER_NORM: return alloy__cu_check_norm(cu, op);
     case ALLOY__OP_LU_FACTOR:
     case ALLOY__OP_LU_SOLVE:
-    case ALLOY__OP_TRIANGULAR_SOLVE:
-        return alloy__fail(ALLOY_ERR_UNSUPPORTED,
-                           "%s: the CUDA backend does not run %s yet (it comes with the CUDA "
-                           "backend's part 2); encode it on a CPU device",
-                           fn, alloy__op_name(op->kind));
+    case ALLOY__OP_TRIANGULAR_SOLVE: return alloy__cu_check_linalg(cu, op);
     case ALLOY__OP_KIND_COUNT: break;
     }
     return alloy__fail(ALLOY_ERR_UNSUPPORTED, "%s: unknown operation %d", fn, (int)op->kind);

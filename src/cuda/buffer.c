@@ -50,8 +50,7 @@ alloy_status alloy__cu_buffer_create(alloy_device *dev, alloy_buffer *b, size_t 
     return ALLOY_OK;
 }
 
-alloy_status alloy__cu_buffer_wrap_host(alloy_device *dev, alloy_buffer *b, void *ptr,
-                                        size_t bytes)
+alloy_status alloy__cu_buffer_wrap_host(alloy_device *dev, alloy_buffer *b, void *ptr, size_t bytes)
 {
     static const char fn[] = "alloy_buffer_wrap_host";
     alloy__cu_device *cu = alloy__cu(dev);
@@ -67,8 +66,8 @@ alloy_status alloy__cu_buffer_wrap_host(alloy_device *dev, alloy_buffer *b, void
     }
     /* Kernels reach host memory only once it is pinned and mapped. Memory that is already
      * (pinned by cudaHostAlloc, or registered by someone else) is used as it is. */
-    CUresult r = cu->drv.MemHostRegister(ptr, bytes,
-                                         CU_MEMHOSTREGISTER_PORTABLE | CU_MEMHOSTREGISTER_DEVICEMAP);
+    CUresult r = cu->drv.MemHostRegister(
+        ptr, bytes, CU_MEMHOSTREGISTER_PORTABLE | CU_MEMHOSTREGISTER_DEVICEMAP);
     int registered = r == CUDA_SUCCESS;
     if (r != CUDA_SUCCESS && r != CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED) {
         s = alloy__cu_fail(cu, r, fn, "cuMemHostRegister (pinning the caller's memory)");

@@ -13,9 +13,9 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-enum { ALLOY__CU_FLOATS = 4 };                 /* f32, f64, f16, bf16: alloy_dtype 0..3 */
+enum { ALLOY__CU_FLOATS = 4 }; /* f32, f64, f16, bf16: alloy_dtype 0..3 */
 enum { ALLOY__CU_TC_VEC_L, ALLOY__CU_TC_VEC_S, ALLOY__CU_TC_GEN_S, ALLOY__CU_TC_VARIANTS };
-enum { ALLOY__CU_NORM_MODES = 3 };             /* warp, block, big (kernels/norm.cuh) */
+enum { ALLOY__CU_NORM_MODES = 3 }; /* warp, block, big (kernels/norm.cuh) */
 
 typedef struct alloy__cu_device {
     alloy__cu_driver drv;
@@ -29,17 +29,31 @@ typedef struct alloy__cu_device {
     char lost_reason[ALLOY__ERROR_TEXT];
 
     /* Kernels, looked up once at open (cuModuleGetFunction). NULL: no such pairing. */
-    CUfunction copy_1d[5][5], copy_nd[5][5];        /* [src dtype][dst dtype] */
-    CUfunction mm_tc[2][4][ALLOY__CU_TC_VARIANTS];  /* [bf16][A k/m * 2 + B k/n][variant] */
+    CUfunction copy_1d[5][5], copy_nd[5][5];       /* [src dtype][dst dtype] */
+    CUfunction mm_tc[2][4][ALLOY__CU_TC_VARIANTS]; /* [bf16][A k/m * 2 + B k/n][variant] */
     CUfunction mm_f32, mm_f64, mm_tf32;
     CUfunction norm[ALLOY__CU_FLOATS][ALLOY__CU_NORM_MODES][2]; /* [x dtype][mode][vec] */
+    /* Linear algebra, [0] f32 and [1] f64. */
+    CUfunction lu_panel[2], laswp[2], trsm_diag[2], trsm_zero[2], lu_info_zero, pivcheck;
+    int lu_smem; /* dynamic shared memory a panel kernel may use (the opt-in limit) */
 } alloy__cu_device;
 
 /* Cached completion events of a queue: made only when none is free (steady state: none). */
 #define ALLOY__CU_EVENT_CACHE 64
+#define ALLOY__CU_REPORT_SLOTS 512 /* one 4 KiB page of int64 */
 
 typedef struct alloy__cu_queue {
     CUstream stream; /* non-blocking: never waits on the legacy default stream */
+    /* A device int32 lu_solve sets when its pivots are bad, so the op's later kernels do
+     * nothing; made at the first commit that needs it, used in stream order. */
+    CUdeviceptr guard;
+    /* lu_solve's reports: a pinned, device-mapped page of slots, one per command buffer
+     * in flight that holds an lu_solve (made at the first; taken at commit, given back at
+     * completion under events_lock), so steady state allocates no pinned memory. */
+    int64_t *slots;
+    CUdeviceptr slots_dev;
+    int nfree_slots;
+    uint16_t free_slots[ALLOY__CU_REPORT_SLOTS];
     /* Held from prepare (launches) to start (the command buffer is in the queue's list),
      * so launches on the stream and the list are in the same order under concurrent
      * commits. */
@@ -52,7 +66,23 @@ typedef struct alloy__cu_queue {
 typedef struct alloy__cu_cmdbuf {
     CUevent event; /* recorded after the command buffer's last launch; NULL: none */
     int retiring;  /* a thread has taken it to finish (under the queue lock) */
+    /* Pinned, device-mapped: (op << 40 | batch entry) of the first lu_solve with bad pivots,
+     * INT64_MAX when none; only for command buffers holding an lu_solve: the queue's slot
+     * `slot`, or (slot -1, every slot in flight) its own allocation. */
+    int64_t *report;
+    CUdeviceptr report_dev;
+    int slot;
 } alloy__cu_cmdbuf;
+
+/* What an op's launches need beyond the op: lu_solve's guard word and report, the op's
+ * index; `guard` is 0 for the ops before the command buffer's first lu_solve (nothing can
+ * have failed yet), the queue's guard word from it on. */
+typedef struct alloy__cu_run {
+    CUdeviceptr guard, report;
+    size_t index;
+} alloy__cu_run;
+
+#define ALLOY__CU_REPORT_SHIFT 40
 
 static inline alloy__cu_device *alloy__cu(const alloy_device *dev)
 {
@@ -78,18 +108,61 @@ alloy_status alloy__cu_fail(alloy__cu_device *cu, CUresult r, const char *fn, co
  * writes the reason into err. */
 alloy_status alloy__cu_check_copy(alloy__cu_device *cu, const alloy__op *op);
 alloy_status alloy__cu_launch_copy(alloy__cu_device *cu, CUstream s, const alloy__op *op,
-                                   char *err, size_t cap);
+                                   uint64_t guard, char *err, size_t cap);
 alloy_status alloy__cu_check_matmul(alloy__cu_device *cu, const alloy__op *op);
 alloy_status alloy__cu_launch_matmul(alloy__cu_device *cu, CUstream s, const alloy__op *op,
-                                     char *err, size_t cap);
+                                     uint64_t guard, char *err, size_t cap);
 alloy_status alloy__cu_check_norm(alloy__cu_device *cu, const alloy__op *op);
 alloy_status alloy__cu_launch_norm(alloy__cu_device *cu, CUstream s, const alloy__op *op,
-                                   char *err, size_t cap);
+                                   uint64_t guard, char *err, size_t cap);
+
+/* Linear algebra (launch_lu.c, launch_lu_solve.c, launch_trsm.c). */
+alloy_status alloy__cu_check_linalg(alloy__cu_device *cu, const alloy__op *op);
+alloy_status alloy__cu_launch_lu_factor(alloy__cu_device *cu, CUstream s, const alloy__op *op,
+                                        uint64_t guard, char *err, size_t cap);
+alloy_status alloy__cu_launch_lu_solve(alloy__cu_device *cu, CUstream s, const alloy__op *op,
+                                       const alloy__cu_run *run, char *err, size_t cap);
+alloy_status alloy__cu_launch_trsm(alloy__cu_device *cu, CUstream s, const alloy__op *op,
+                                   uint64_t guard, char *err, size_t cap);
+
+/* matmul of a record the solvers build themselves; guard as in alloy_cu_matmul_params. */
+alloy_status alloy__cu_launch_mm(alloy__cu_device *cu, CUstream s, const alloy__matmul_op *mm,
+                                 uint64_t guard, char *err, size_t cap);
+
+/* The solvers' shared pieces (launch_trsm.c). A strided matrix: element (i, j) at
+ * addr + (i * rs + j * cs) * element size; strides may be negative (reversed views). */
+typedef struct alloy__cu_view {
+    uint64_t addr;
+    int64_t rs, cs;
+} alloy__cu_view;
+
+/* One solver op's launch context: its batch and which of its operands are the triangle
+ * (ta) and the right-hand sides (tb). */
+typedef struct alloy__cu_solve {
+    alloy__cu_device *cu;
+    CUstream s;
+    int f64;
+    const alloy__batch *batch;
+    int ta, tb;
+    uint64_t guard;
+    char *err;
+    size_t cap;
+} alloy__cu_solve;
+
+/* L X = alpha B in place in B: L rows x rows lower (unit: diagonal taken as 1), B rows x
+ * ncols. */
+alloy_status alloy__cu_trsm_lower(const alloy__cu_solve *x, alloy__cu_view l, alloy__cu_view b,
+                                  int64_t rows, int64_t ncols, int unit, double alpha);
+/* C = beta * C - A B with A m x k (operand ta), B k x n and C m x n (operand tb). */
+alloy_status alloy__cu_gemm_minus(const alloy__cu_solve *x, alloy__cu_view a, alloy__cu_view b,
+                                  alloy__cu_view c, int64_t m, int64_t n, int64_t k, double beta);
+/* The grid's y extent for a batch of `count`. */
+unsigned alloy__cu_grid_y(int64_t count);
 
 /* cuLaunchKernel of a kernel taking one parameter block by value. */
 alloy_status alloy__cu_launch(alloy__cu_device *cu, CUstream s, CUfunction f, uint64_t gx,
-                              uint64_t gy, unsigned block, unsigned smem, void *params,
-                              char *err, size_t cap);
+                              uint64_t gy, unsigned block, unsigned smem, void *params, char *err,
+                              size_t cap);
 
 /* Copies the core's batch record into a kernel's parameter block. */
 void alloy__cu_batch(alloy_cu_batch *dst, const alloy__batch *src);
@@ -104,8 +177,7 @@ alloy_status alloy__cu_buffer_wrap_host(alloy_device *dev, alloy_buffer *b, void
 alloy_status alloy__cu_buffer_wrap_device(alloy_device *dev, alloy_buffer *b, uint64_t ptr,
                                           size_t bytes);
 void alloy__cu_buffer_destroy(alloy_device *dev, alloy_buffer *b);
-alloy_status alloy__cu_buffer_write(alloy_buffer *b, size_t offset, const void *src,
-                                    size_t bytes);
+alloy_status alloy__cu_buffer_write(alloy_buffer *b, size_t offset, const void *src, size_t bytes);
 alloy_status alloy__cu_buffer_read(alloy_buffer *b, size_t offset, void *dst, size_t bytes);
 alloy_status alloy__cu_queue_init(alloy_queue *q);
 void alloy__cu_queue_fini(alloy_queue *q);

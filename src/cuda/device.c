@@ -108,8 +108,8 @@ static alloy_status load_kernels(alloy__cu_device *cu)
     for (int bf = 0; bf < 2; bf++)
         for (int l = 0; l < 4; l++)
             for (int v = 0; v < ALLOY__CU_TC_VARIANTS; v++) {
-                snprintf(name, sizeof name, "alloy_mm_%s_%s_%s", bf ? "bf16" : "f16",
-                         tc_layouts[l], tc_variants[v]);
+                snprintf(name, sizeof name, "alloy_mm_%s_%s_%s", bf ? "bf16" : "f16", tc_layouts[l],
+                         tc_variants[v]);
                 if ((s = get_kernel(cu, &cu->mm_tc[bf][l][v], name)) != ALLOY_OK)
                     return s;
             }
@@ -125,6 +125,24 @@ static alloy_status load_kernels(alloy__cu_device *cu)
                 if ((s = get_kernel(cu, &cu->norm[x][m][v], name)) != ALLOY_OK)
                     return s;
             }
+    static const char *const fl[2] = {"f32", "f64"};
+    for (int t = 0; t < 2; t++) {
+        snprintf(name, sizeof name, "alloy_lu_panel_%s", fl[t]);
+        if ((s = get_kernel(cu, &cu->lu_panel[t], name)) != ALLOY_OK)
+            return s;
+        snprintf(name, sizeof name, "alloy_laswp_%s", fl[t]);
+        if ((s = get_kernel(cu, &cu->laswp[t], name)) != ALLOY_OK)
+            return s;
+        snprintf(name, sizeof name, "alloy_trsm_diag_%s", fl[t]);
+        if ((s = get_kernel(cu, &cu->trsm_diag[t], name)) != ALLOY_OK)
+            return s;
+        snprintf(name, sizeof name, "alloy_trsm_zero_%s", fl[t]);
+        if ((s = get_kernel(cu, &cu->trsm_zero[t], name)) != ALLOY_OK)
+            return s;
+    }
+    if ((s = get_kernel(cu, &cu->lu_info_zero, "alloy_lu_info_zero")) != ALLOY_OK ||
+        (s = get_kernel(cu, &cu->pivcheck, "alloy_pivcheck")) != ALLOY_OK)
+        return s;
     /* Tensor-core tiles beyond 48 KiB of shared memory must be allowed per kernel. */
     int optin = 0;
     r = cu->drv.DeviceGetAttribute(&optin, CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN,
@@ -138,12 +156,20 @@ static alloy_status load_kernels(alloy__cu_device *cu)
                 int bytes = v == ALLOY__CU_TC_VEC_L ? large : small;
                 if (v == ALLOY__CU_TC_VEC_L && !cu->tc_large)
                     continue;
-                r = cu->drv.FuncSetAttribute(cu->mm_tc[bf][l][v],
-                                             CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                                             bytes);
+                r = cu->drv.FuncSetAttribute(
+                    cu->mm_tc[bf][l][v], CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, bytes);
                 if (r != CUDA_SUCCESS)
                     return alloy__cu_fail(cu, r, fn, "cuFuncSetAttribute(dynamic shared memory)");
             }
+    /* LU panels keep as many rows x columns in shared memory as the GPU allows (less the
+     * kernel's own ~600 bytes of reduction scratch). */
+    cu->lu_smem = optin > 49152 ? optin - 1024 : 48 * 1024 - 1024;
+    for (int t = 0; t < 2; t++) {
+        r = cu->drv.FuncSetAttribute(cu->lu_panel[t],
+                                     CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, cu->lu_smem);
+        if (r != CUDA_SUCCESS)
+            return alloy__cu_fail(cu, r, fn, "cuFuncSetAttribute(dynamic shared memory)");
+    }
     return ALLOY_OK;
 }
 

@@ -20,7 +20,10 @@ typedef struct entry {
     size_t offset;
 } entry;
 
-#define E(field) {"cu" #field, offsetof(alloy__cu_driver, field)}
+#define E(field)                                                                                   \
+    {                                                                                              \
+        "cu" #field, offsetof(alloy__cu_driver, field)                                             \
+    }
 static const entry entries[] = {
     E(GetErrorName),
     E(GetErrorString),
@@ -49,6 +52,7 @@ static const entry entries[] = {
     E(MemcpyHtoDAsync),
     E(MemcpyDtoHAsync),
     E(MemcpyAsync),
+    E(MemsetD32Async),
     E(StreamCreate),
     E(StreamDestroy),
     E(StreamSynchronize),

@@ -15,12 +15,13 @@ alloy_status alloy__cu_check_copy(alloy__cu_device *cu, const alloy__op *op)
 }
 
 alloy_status alloy__cu_launch_copy(alloy__cu_device *cu, CUstream s, const alloy__op *op,
-                                   char *err, size_t cap)
+                                   uint64_t guard, char *err, size_t cap)
 {
     const alloy__copy_op *c = &op->u.copy;
     if (c->count == 0)
         return ALLOY_OK;
-    if (c->src_dtype == c->dst_dtype &&
+    /* cuMemcpyAsync cannot read a guard: after an lu_solve the kernel copies instead. */
+    if (!guard && c->src_dtype == c->dst_dtype &&
         (c->rank == 0 || (c->rank == 1 && c->src_strides[0] == 1 && c->dst_strides[0] == 1))) {
         size_t bytes = (size_t)c->count * alloy_dtype_size(c->src_dtype);
         CUresult r = cu->drv.MemcpyAsync((CUdeviceptr)c->dst, (CUdeviceptr)c->src, bytes, s);
@@ -37,9 +38,10 @@ alloy_status alloy__cu_launch_copy(alloy__cu_device *cu, CUstream s, const alloy
     }
     p.src = c->src;
     p.dst = c->dst;
+    p.guard = guard;
     const int one_d = c->rank <= 1;
-    CUfunction f = one_d ? cu->copy_1d[c->src_dtype][c->dst_dtype]
-                         : cu->copy_nd[c->src_dtype][c->dst_dtype];
+    CUfunction f =
+        one_d ? cu->copy_1d[c->src_dtype][c->dst_dtype] : cu->copy_nd[c->src_dtype][c->dst_dtype];
     if (!f) {
         alloy__format(err, cap, "no copy kernel from dtype %d to %d", (int)c->src_dtype,
                       (int)c->dst_dtype);

@@ -8,6 +8,7 @@
  * take the same kernel. Batches beyond the grid's y limit are looped inside the kernel. */
 #include "cuda_backend.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #define MAX_GRID_Y 65535
@@ -53,9 +54,14 @@ static int chunkable(uint64_t addr, int64_t inner, int64_t outer, const alloy__b
 }
 
 alloy_status alloy__cu_launch_matmul(alloy__cu_device *cu, CUstream s, const alloy__op *op,
-                                     char *err, size_t cap)
+                                     uint64_t guard, char *err, size_t cap)
 {
-    const alloy__matmul_op *mm = &op->u.matmul;
+    return alloy__cu_launch_mm(cu, s, &op->u.matmul, guard, err, cap);
+}
+
+alloy_status alloy__cu_launch_mm(alloy__cu_device *cu, CUstream s, const alloy__matmul_op *mm,
+                                 uint64_t guard, char *err, size_t cap)
+{
     if (mm->m == 0 || mm->n == 0 || mm->batch.count == 0)
         return ALLOY_OK;
     alloy_cu_matmul_params p;
@@ -80,8 +86,9 @@ alloy_status alloy__cu_launch_matmul(alloy__cu_device *cu, CUstream s, const all
     p.alpha = mm->alpha;
     p.beta = mm->beta;
     /* SIMT loaders walk the operand's smaller stride fastest (coalesced). */
-    p.a_k_fast = p.a_cs <= p.a_rs;
-    p.b_k_fast = p.b_rs <= p.b_cs;
+    p.guard = guard;
+    p.a_k_fast = llabs(p.a_cs) <= llabs(p.a_rs); /* solvers pass reversed (negative) views */
+    p.b_k_fast = llabs(p.b_rs) <= llabs(p.b_cs);
     alloy__cu_batch(&p.batch, &mm->batch);
 
     CUfunction f;

@@ -29,13 +29,14 @@ alloy_status alloy__cu_check_norm(alloy__cu_device *cu, const alloy__op *op)
 }
 
 alloy_status alloy__cu_launch_norm(alloy__cu_device *cu, CUstream s, const alloy__op *op,
-                                   char *err, size_t cap)
+                                   uint64_t guard, char *err, size_t cap)
 {
     const alloy__norm_op *n = &op->u.norm;
     if (n->batch.count == 0)
         return ALLOY_OK;
     alloy_cu_norm_params p;
     memset(&p, 0, sizeof p);
+    p.guard = guard;
     p.d = n->d;
     p.x = n->x.addr;
     p.y = n->y.addr;
@@ -62,10 +63,11 @@ alloy_status alloy__cu_launch_norm(alloy__cu_device *cu, CUstream s, const alloy
                     (n->d <= 1 || (n->x.stride == 1 && n->y.stride == 1)) &&
                     rows_aligned(n->x.addr, es, &n->batch, 0) &&
                     rows_aligned(n->y.addr, es, &n->batch, 1);
-    p.gb_vec = vec && (!n->gamma.addr || (n->gamma.dtype == n->x.dtype && n->gamma.stride == 1 &&
-                                          n->gamma.addr % 16 == 0)) &&
-               (!n->beta.addr || (n->beta.dtype == n->x.dtype && n->beta.stride == 1 &&
-                                  n->beta.addr % 16 == 0));
+    p.gb_vec = vec &&
+               (!n->gamma.addr || (n->gamma.dtype == n->x.dtype && n->gamma.stride == 1 &&
+                                   n->gamma.addr % 16 == 0)) &&
+               (!n->beta.addr ||
+                (n->beta.dtype == n->x.dtype && n->beta.stride == 1 && n->beta.addr % 16 == 0));
     const int64_t cache = n->x.dtype == ALLOY_F64 ? ALLOY_CU_NORM_CACHE_F64 : ALLOY_CU_NORM_CACHE;
     int mode;
     int64_t threads, rows_per_block;

@@ -7,6 +7,7 @@
  * it once they have fired. */
 #include "cuda_backend.h"
 
+#include <stdint.h>
 #include <string.h>
 
 alloy_status alloy__cu_queue_init(alloy_queue *q)
@@ -21,6 +22,10 @@ alloy_status alloy__cu_queue_init(alloy_queue *q)
         return alloy__fail(ALLOY_ERR_OUT_OF_MEMORY, "%s: cannot create a mutex", fn);
     }
     cq->nfree = 0;
+    cq->guard = 0;
+    cq->slots = NULL;
+    cq->slots_dev = 0;
+    cq->nfree_slots = 0;
     alloy_status s = alloy__cu_enter(cu, fn);
     if (s == ALLOY_OK) {
         CUresult r = cu->drv.StreamCreate(&cq->stream, CU_STREAM_NON_BLOCKING);
@@ -43,6 +48,10 @@ void alloy__cu_queue_fini(alloy_queue *q)
     if (cu->drv.CtxPushCurrent(cu->ctx) == CUDA_SUCCESS) {
         for (int i = 0; i < cq->nfree; i++)
             cu->drv.EventDestroy(cq->free_events[i]);
+        if (cq->guard)
+            cu->drv.MemFree(cq->guard);
+        if (cq->slots)
+            cu->drv.MemFreeHost(cq->slots);
         cu->drv.StreamDestroy(cq->stream);
         alloy__cu_leave(cu);
     }
@@ -56,12 +65,96 @@ alloy_status alloy__cu_cmdbuf_init(alloy_cmdbuf *cb)
     alloy__cu_cmdbuf *cs = cb->impl;
     cs->event = NULL;
     cs->retiring = 0;
+    cs->report = NULL;
+    cs->report_dev = 0;
+    cs->slot = -1;
     return alloy__cu_check_lost(alloy__cu(cb->q->dev), "alloy_cmdbuf_create");
 }
 
 void alloy__cu_cmdbuf_fini(alloy_cmdbuf *cb)
 {
-    (void)cb; /* its event went back to the queue when it finished */
+    /* Its event and report slot went back to the queue when it finished; a report of
+     * its own is freed here. */
+    alloy__cu_cmdbuf *cs = cb->impl;
+    if (cs->slot >= 0) { /* taken by a commit that failed before it launched anything */
+        alloy__cu_queue *cq = cb->q->impl;
+        pthread_mutex_lock(&cq->events_lock);
+        cq->free_slots[cq->nfree_slots++] = (uint16_t)cs->slot;
+        pthread_mutex_unlock(&cq->events_lock);
+        cs->slot = -1;
+        cs->report = NULL;
+    }
+    if (cs->report) {
+        alloy__cu_device *cu = alloy__cu(cb->q->dev);
+        if (cu->drv.CtxPushCurrent(cu->ctx) == CUDA_SUCCESS) {
+            cu->drv.MemFreeHost(cs->report);
+            alloy__cu_leave(cu);
+        }
+        cs->report = NULL;
+    }
+}
+
+/* lu_solve's guard word (the queue's, made once) and report (a slot of the queue's page,
+ * or the command buffer's own when every slot is in flight), for a command buffer that
+ * holds one. In a context. */
+static alloy_status solve_words(alloy__cu_device *cu, alloy__cu_queue *cq, alloy_cmdbuf *cb,
+                                const char *fn)
+{
+    alloy__cu_cmdbuf *cs = cb->impl;
+    int needed = 0;
+    for (size_t i = 0; i < cb->nops && !needed; i++)
+        needed = cb->ops[i].kind == ALLOY__OP_LU_SOLVE;
+    if (!needed)
+        return ALLOY_OK;
+    CUresult r;
+    if (!cq->guard && (r = cu->drv.MemAlloc(&cq->guard, 256)) != CUDA_SUCCESS) {
+        cq->guard = 0;
+        return alloy__cu_fail(cu, r, fn, "cuMemAlloc (lu_solve's guard word)");
+    }
+    if (!cs->report) {
+        /* The page is made under the submit lock (held by the caller), so once. */
+        if (!cq->slots) {
+            void *h = NULL;
+            CUdeviceptr d = 0;
+            r = cu->drv.MemHostAlloc(&h, ALLOY__CU_REPORT_SLOTS * sizeof(int64_t),
+                                     CU_MEMHOSTALLOC_PORTABLE | CU_MEMHOSTALLOC_DEVICEMAP);
+            if (r == CUDA_SUCCESS &&
+                (r = cu->drv.MemHostGetDevicePointer(&d, h, 0)) != CUDA_SUCCESS)
+                cu->drv.MemFreeHost(h);
+            if (r != CUDA_SUCCESS)
+                return alloy__cu_fail(cu, r, fn, "cuMemHostAlloc (lu_solve's reports)");
+            pthread_mutex_lock(&cq->events_lock);
+            cq->slots = h;
+            cq->slots_dev = d;
+            for (int i = 0; i < ALLOY__CU_REPORT_SLOTS; i++)
+                cq->free_slots[i] = (uint16_t)(ALLOY__CU_REPORT_SLOTS - 1 - i);
+            cq->nfree_slots = ALLOY__CU_REPORT_SLOTS;
+            pthread_mutex_unlock(&cq->events_lock);
+        }
+        pthread_mutex_lock(&cq->events_lock);
+        int slot = cq->nfree_slots > 0 ? cq->free_slots[--cq->nfree_slots] : -1;
+        pthread_mutex_unlock(&cq->events_lock);
+        if (slot >= 0) {
+            cs->slot = slot;
+            cs->report = cq->slots + slot;
+            cs->report_dev = cq->slots_dev + (CUdeviceptr)slot * sizeof(int64_t);
+        } else {
+            void *h = NULL;
+            CUdeviceptr d = 0;
+            r = cu->drv.MemHostAlloc(&h, sizeof(int64_t),
+                                     CU_MEMHOSTALLOC_PORTABLE | CU_MEMHOSTALLOC_DEVICEMAP);
+            if (r == CUDA_SUCCESS &&
+                (r = cu->drv.MemHostGetDevicePointer(&d, h, 0)) != CUDA_SUCCESS)
+                cu->drv.MemFreeHost(h);
+            if (r != CUDA_SUCCESS)
+                return alloy__cu_fail(cu, r, fn, "cuMemHostAlloc (lu_solve's report)");
+            cs->slot = -1;
+            cs->report = h;
+            cs->report_dev = d;
+        }
+    }
+    *(volatile int64_t *)cs->report = INT64_MAX;
+    return ALLOY_OK;
 }
 
 /* ---------------------------------------------------------------- events (in a context) */
@@ -103,16 +196,17 @@ static void set_run_failure(alloy_cmdbuf *cb, alloy_status s, const char *detail
 
 /* ---------------------------------------------------------------- commit */
 
-static alloy_status launch_op(alloy__cu_device *cu, CUstream s, const alloy__op *op, char *err,
-                              size_t cap)
+static alloy_status launch_op(alloy__cu_device *cu, CUstream s, const alloy__op *op,
+                              const alloy__cu_run *run, char *err, size_t cap)
 {
+    const uint64_t g = run->guard;
     switch (op->kind) {
-    case ALLOY__OP_COPY: return alloy__cu_launch_copy(cu, s, op, err, cap);
-    case ALLOY__OP_MATMUL: return alloy__cu_launch_matmul(cu, s, op, err, cap);
-    case ALLOY__OP_LAYER_NORM: return alloy__cu_launch_norm(cu, s, op, err, cap);
-    case ALLOY__OP_LU_FACTOR:
-    case ALLOY__OP_LU_SOLVE:
-    case ALLOY__OP_TRIANGULAR_SOLVE:
+    case ALLOY__OP_COPY: return alloy__cu_launch_copy(cu, s, op, g, err, cap);
+    case ALLOY__OP_MATMUL: return alloy__cu_launch_matmul(cu, s, op, g, err, cap);
+    case ALLOY__OP_LAYER_NORM: return alloy__cu_launch_norm(cu, s, op, g, err, cap);
+    case ALLOY__OP_LU_FACTOR: return alloy__cu_launch_lu_factor(cu, s, op, g, err, cap);
+    case ALLOY__OP_LU_SOLVE: return alloy__cu_launch_lu_solve(cu, s, op, run, err, cap);
+    case ALLOY__OP_TRIANGULAR_SOLVE: return alloy__cu_launch_trsm(cu, s, op, g, err, cap);
     case ALLOY__OP_KIND_COUNT: break;
     }
     alloy__format(err, cap, "not implemented on the CUDA backend");
@@ -136,6 +230,11 @@ alloy_status alloy__cu_prepare(alloy_cmdbuf *cb)
         pthread_mutex_unlock(&cq->submit);
         return s;
     }
+    if ((s = solve_words(cu, cq, cb, fn)) != ALLOY_OK) {
+        alloy__cu_leave(cu);
+        pthread_mutex_unlock(&cq->submit);
+        return s;
+    }
     CUevent ev = NULL;
     CUresult r = take_event(cu, cq, &ev);
     if (r != CUDA_SUCCESS) {
@@ -145,9 +244,21 @@ alloy_status alloy__cu_prepare(alloy_cmdbuf *cb)
         return s;
     }
     char err[ALLOY__ERROR_TEXT];
+    alloy__cu_run run = {0, cs->report_dev, 0};
     for (size_t i = 0; i < cb->nops; i++) {
         err[0] = 0;
-        s = launch_op(cu, cq->stream, &cb->ops[i], err, sizeof err);
+        run.index = i;
+        if (!run.guard && cb->ops[i].kind == ALLOY__OP_LU_SOLVE) {
+            /* From the first lu_solve on, every kernel reads the guard; it starts clear. */
+            r = cu->drv.MemsetD32Async(cq->guard, 0, 1, cq->stream);
+            if (r != CUDA_SUCCESS) {
+                s = alloy__cu_error(cu, r, "cuMemsetD32Async", err, sizeof err);
+                alloy__cmdbuf_set_failure(cb, i, s, err);
+                break;
+            }
+            run.guard = cq->guard;
+        }
+        s = launch_op(cu, cq->stream, &cb->ops[i], &run, err, sizeof err);
         if (s != ALLOY_OK) { /* a run-time failure: the rest is skipped, wait reports it */
             alloy__cmdbuf_set_failure(cb, i, s, err);
             break;
@@ -202,6 +313,27 @@ static void retire(alloy_queue *q, alloy_cmdbuf *cb, int block, CUresult known)
             alloy_status s = alloy__cu_error(cu, r, "the GPU", err, sizeof err);
             set_run_failure(cb, s, err);
         }
+    }
+    /* The GPU has finished (or failed), so the pinned report is final. */
+    int64_t key = cs->report ? *(volatile int64_t *)cs->report : INT64_MAX;
+    if (key != INT64_MAX) {
+        size_t index = (size_t)(key >> ALLOY__CU_REPORT_SHIFT);
+        int64_t entry = key & (((int64_t)1 << ALLOY__CU_REPORT_SHIFT) - 1);
+        char err[ALLOY__ERROR_TEXT];
+        alloy__format(err, sizeof err,
+                      "pivots of batch entry %lld hold a value outside 1..%lld (not the output "
+                      "of lu_factor?); b was left unchanged",
+                      (long long)entry,
+                      index < cb->nops ? (long long)cb->ops[index].u.lu_solve.n : 0LL);
+        alloy__cmdbuf_set_failure(cb, index, ALLOY_ERR_INVALID_ARGUMENT, err);
+    }
+    if (cs->slot >= 0) { /* read: the slot goes back to the queue */
+        pthread_mutex_lock(&cq->events_lock);
+        cq->free_slots[cq->nfree_slots++] = (uint16_t)cs->slot;
+        pthread_mutex_unlock(&cq->events_lock);
+        cs->slot = -1;
+        cs->report = NULL;
+        cs->report_dev = 0;
     }
     alloy__cmdbuf_finished(cb);
 }

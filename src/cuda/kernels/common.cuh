@@ -94,6 +94,13 @@ __device__ __forceinline__ void alloy_cu_batch_offsets(const alloy_cu_batch &b, 
     }
 }
 
+/* Whether a guard word (0: none) says to do nothing: lu_solve found bad pivots, and every
+ * later kernel of that op leaves memory as it was. */
+__device__ __forceinline__ bool alloy_cu_guarded(uint64_t guard)
+{
+    return guard != 0 && *(const volatile int32_t *)guard != 0;
+}
+
 /* ---- PTX wrappers (sm_80+) */
 
 __device__ __forceinline__ uint32_t alloy_cu_smem_addr(const void *p)

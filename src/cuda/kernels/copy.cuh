@@ -105,12 +105,14 @@ template <int SRC, int DST> __device__ __forceinline__ void alloy_cu_copy_nd(con
     extern "C" __global__ void __launch_bounds__(256)                                              \
         alloy_copy_1d_##sname##_##dname(const alloy_cu_copy_params p)                             \
     {                                                                                              \
-        alloy_cu_copy_1d<S, D>(p);                                                                 \
+        if (!alloy_cu_guarded(p.guard))                                                            \
+            alloy_cu_copy_1d<S, D>(p);                                                                 \
     }                                                                                              \
     extern "C" __global__ void __launch_bounds__(256)                                              \
         alloy_copy_nd_##sname##_##dname(const alloy_cu_copy_params p)                             \
     {                                                                                              \
-        alloy_cu_copy_nd<S, D>(p);                                                                 \
+        if (!alloy_cu_guarded(p.guard))                                                            \
+            alloy_cu_copy_nd<S, D>(p);                                                                 \
     }
 
 #endif

@@ -2,9 +2,12 @@
  * embedded in the library (cmake/cuda.cmake). Every kernel is extern "C" so the glue
  * finds it by name with cuModuleGetFunction; nothing here is host code. */
 #include "copy.cuh"
+#include "laswp.cuh"
+#include "lu.cuh"
 #include "matmul_simt.cuh"
 #include "matmul_tc.cuh"
 #include "norm.cuh"
+#include "trsm.cuh"
 
 /* copy: alloy_copy_<1d|nd>_<src>_<dst> for every float pair and i32 -> i32. */
 #define ALLOY_CU_COPY_FROM(sname, S)                                                               \
@@ -27,3 +30,11 @@ ALLOY_CU_NORM_ALL(f32, ALLOY_CU_F32)
 ALLOY_CU_NORM_ALL(f64, ALLOY_CU_F64)
 ALLOY_CU_NORM_ALL(f16, ALLOY_CU_F16)
 ALLOY_CU_NORM_ALL(bf16, ALLOY_CU_BF16)
+
+/* lu_factor, lu_solve, triangular_solve (f32, f64). */
+ALLOY_CU_LU_KERNELS(f32, float)
+ALLOY_CU_LU_KERNELS(f64, double)
+ALLOY_CU_LASWP_KERNELS(f32, float)
+ALLOY_CU_LASWP_KERNELS(f64, double)
+ALLOY_CU_TRSM_KERNELS(f32, float, ALLOY_CU_TRSM_NB_F32)
+ALLOY_CU_TRSM_KERNELS(f64, double, ALLOY_CU_TRSM_NB_F64)

@@ -70,6 +70,8 @@ __device__ __forceinline__ void alloy_cu_mm_simt(const alloy_cu_matmul_params &p
 #define As(buf) (smem + (buf) * (BK * LDA))
 #define Bs(buf) (smem + 2 * BK * LDA + (buf) * (BK * LDB))
     static_assert((BM / 2) * (BN / 2) <= 2 * BK * LDA + 2 * BK * LDB, "staging fits");
+    if (alloy_cu_guarded(p.guard))
+        return;
     const int ty = threadIdx.x / 16, tx = threadIdx.x % 16;
     int64_t tm, tn;
     alloy_cu_tile_coords(blockIdx.x, p.tiles_m, p.tiles_n, &tm, &tn);
@@ -290,7 +292,8 @@ extern "C" __global__ void __launch_bounds__(ALLOY_CU_SIMT_THREADS)
 extern "C" __global__ void __launch_bounds__(ALLOY_CU_SIMT_THREADS)
     alloy_mm_tf32(const alloy_cu_matmul_params p)
 {
-    alloy_cu_mm_tf32(p);
+    if (!alloy_cu_guarded(p.guard))
+        alloy_cu_mm_tf32(p);
 }
 
 #endif

@@ -344,7 +344,9 @@ __device__ __forceinline__ void alloy_cu_mm_tc(const alloy_cu_matmul_params &p)
     extern "C" __global__ void __launch_bounds__(WM * WN * 32, ALLOY_CU_TC_##sz##_MINB)            \
         alloy_mm_##dt##_##lay##_##vg##_##sz(const alloy_cu_matmul_params p)                       \
     {                                                                                              \
-        alloy_cu_mm_tc<IS_BF16, AK, BKM, VEC, BM, BN, WM, WN, BK, ST, ALLOY_CU_TC_##sz##_DB != 0>(p); \
+        if (!alloy_cu_guarded(p.guard))                                                            \
+            alloy_cu_mm_tc<IS_BF16, AK, BKM, VEC, BM, BN, WM, WN, BK, ST,                          \
+                           ALLOY_CU_TC_##sz##_DB != 0>(p);                                         \
     }
 
 #define ALLOY_CU_TC_LAYOUTS(dt, IS_BF16, vg, VEC, sz, BM, BN, WM, WN, BK, ST)                      \

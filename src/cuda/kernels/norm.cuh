@@ -285,7 +285,8 @@ __device__ __forceinline__ void alloy_cu_norm(const alloy_cu_norm_params &p)
     extern "C" __global__ void __launch_bounds__(THREADS)                                          \
         alloy_norm_##mode##_##xname##_##vg(const alloy_cu_norm_params p)                          \
     {                                                                                              \
-        alloy_cu_norm<XD, MODE, VEC>(p);                                                           \
+        if (!alloy_cu_guarded(p.guard))                                                            \
+            alloy_cu_norm<XD, MODE, VEC>(p);                                                           \
     }
 #define ALLOY_CU_NORM_MODES(xname, XD, vg, VEC)                                                    \
     ALLOY_CU_NORM_KERNEL(warp, ALLOY_CU_NORM_WARP, xname, XD, vg, VEC, ALLOY_CU_NORM_WARP_THREADS)                        \

@@ -29,6 +29,7 @@ typedef struct alloy_cu_copy_params {
     int64_t src_strides[ALLOY_CU_MAX_RANK];
     int64_t dst_strides[ALLOY_CU_MAX_RANK];
     uint64_t src, dst;
+    uint64_t guard; /* as in alloy_cu_matmul_params */
 } alloy_cu_copy_params;
 
 /* matmul: C = alpha * A @ B + beta * C + bias for every batch entry (operands a, b, c). */
@@ -42,8 +43,60 @@ typedef struct alloy_cu_matmul_params {
     int32_t pad_;
     double alpha, beta;
     int64_t tiles_m, tiles_n;
+    /* 0, or a device int32 that, when nonzero, makes the kernel do nothing: an lu_solve
+     * earlier in the command buffer (or this op's own check) found bad pivots, and every
+     * later kernel of the command buffer is skipped, as alloy.h says. Every kernel takes
+     * one. */
+    uint64_t guard;
     alloy_cu_batch batch;
 } alloy_cu_matmul_params;
+
+/* lu_factor (kernels/lu.cuh): panel columns [j0, j0 + jb) of every batch entry's m x n
+ * matrix (operands a, pivots, info), factored `chunk` columns at a time in shared memory
+ * (0: in global memory, one column at a time). */
+typedef struct alloy_cu_lu_params {
+    int64_t m, n;
+    uint64_t a, pivots, info;
+    int64_t rs, cs, piv_stride;
+    int64_t j0, jb;
+    int32_t chunk;
+    int32_t pad_;
+    uint64_t guard; /* as in alloy_cu_matmul_params */
+    alloy_cu_batch batch;
+} alloy_cu_lu_params;
+
+/* Row interchanges (kernels/laswp.cuh) on columns [c0, c1) but [skip0, skip1) of a
+ * (operands a, pivots): row k <-> row pivots[k] - 1 for k in [k0, k1), in that order or
+ * (reverse) the other. */
+typedef struct alloy_cu_laswp_params {
+    uint64_t a, pivots, guard; /* guard: as in alloy_cu_matmul_params */
+    int64_t rs, cs, piv_stride;
+    int64_t c0, c1, skip0, skip1, k0, k1;
+    int32_t reverse;
+    int32_t pad_;
+    alloy_cu_batch batch;
+} alloy_cu_laswp_params;
+
+/* lu_solve's pivot check: every pivot of every entry (operand 1) in 1..n, else the guard
+ * is set and key_base + entry is atomicMin'ed into report (host-mapped int64). */
+typedef struct alloy_cu_pivcheck_params {
+    uint64_t pivots, guard, report;
+    int64_t n, piv_stride, key_base;
+    alloy_cu_batch batch;
+} alloy_cu_pivcheck_params;
+
+/* triangular solve (kernels/trsm.cuh), canonical form L X = alpha B on a diagonal block:
+ * L rows x rows lower (operand 0), B rows x ncols (operand 1), both strided (strides may
+ * be negative: an upper solve runs as a lower one on reversed views). scale: B is
+ * multiplied by alpha as it is read. The zero kernel sets B to 0. */
+typedef struct alloy_cu_trsm_params {
+    uint64_t a, b, guard;
+    int64_t a_rs, a_cs, b_rs, b_cs;
+    int64_t rows, ncols;
+    int32_t unit, scale;
+    double alpha;
+    alloy_cu_batch batch;
+} alloy_cu_trsm_params;
 
 /* layer_norm / RMS norm over rows of length d (operands x, y, mean, rstd). */
 typedef struct alloy_cu_norm_params {
@@ -56,6 +109,7 @@ typedef struct alloy_cu_norm_params {
                        and 16-byte aligned, so they are read 16 bytes at a time too */
     int32_t pad_;
     double eps;
+    uint64_t guard; /* as in alloy_cu_matmul_params */
     alloy_cu_batch batch;
 } alloy_cu_norm_params;
 
@@ -90,6 +144,16 @@ typedef struct alloy_cu_norm_params {
 #define ALLOY_CU_F64_BM 64
 #define ALLOY_CU_F64_BN 64
 #define ALLOY_CU_SIMT_THREADS 256
+
+/* Linear algebra: columns per panel of the blocked LU, columns per shared-memory chunk in
+ * a panel, rows per diagonal block of the triangular solve and its column tile. */
+#define ALLOY_CU_LU_PANEL 32
+#define ALLOY_CU_LU_CHUNK 8
+#define ALLOY_CU_TRSM_NB_F32 64
+#define ALLOY_CU_TRSM_NB_F64 32
+#define ALLOY_CU_TRSM_TC 64
+#define ALLOY_CU_TRSM_THREADS 256
+#define ALLOY_CU_LASWP_THREADS 256
 
 /* layer_norm: a warp per row up to 32 * cache values, a block of up to NORM_BLOCK_THREADS
  * per row (values cached in registers) up to NORM_BLOCK_THREADS * cache, three passes over

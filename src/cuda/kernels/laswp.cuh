@@ -1,0 +1,116 @@
+/* Row interchanges (LAPACK's laswp) and lu_solve's check of its pivots.
+ *
+ * laswp: a thread per column applies the interchanges in order. Applied one by one, each
+ * interchange waits for the loads of the one before (they may touch the same rows), so a
+ * column would take k1 - k0 memory latencies; instead eight at a time are checked for
+ * independence (no row appears twice among them) and then loaded and stored together,
+ * falling back to one by one only for the groups that share a row. */
+#ifndef ALLOY_CUDA_KERNELS_LASWP_CUH
+#define ALLOY_CUDA_KERNELS_LASWP_CUH
+
+#include "common.cuh"
+
+#define ALLOY_CU_LASWP_GROUP 8
+
+template <typename T> __device__ void alloy_cu_laswp(const alloy_cu_laswp_params &p)
+{
+    if (alloy_cu_guarded(p.guard))
+        return;
+    const int G = ALLOY_CU_LASWP_GROUP;
+    const int64_t skipped = p.skip1 - p.skip0, span = p.c1 - p.c0 - skipped;
+    const int64_t npiv = p.k1 - p.k0;
+    for (int64_t e = blockIdx.y; e < p.batch.count; e += gridDim.y) {
+        int64_t off[2];
+        alloy_cu_batch_offsets<2>(p.batch, e, off);
+        T *A = (T *)p.a + off[0];
+        const int32_t *piv = (const int32_t *)p.pivots + off[1];
+        for (int64_t x = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; x < span;
+             x += (int64_t)gridDim.x * blockDim.x) {
+            int64_t c = p.c0 + x;
+            if (c >= p.skip0)
+                c += skipped;
+            T *col = A + c * p.cs;
+            for (int64_t g = 0; g < npiv; g += G) {
+                const int len = npiv - g < G ? (int)(npiv - g) : G;
+                int64_t k[G] = {0}, r[G] = {0};
+                bool independent = true;
+#pragma unroll
+                for (int i = 0; i < G; i++) {
+                    if (i < len) {
+                        /* reverse: the group's interchanges last to first */
+                        k[i] = p.reverse ? p.k1 - 1 - (g + i) : p.k0 + g + i;
+                        r[i] = (int64_t)piv[k[i] * p.piv_stride] - 1;
+                    }
+                }
+#pragma unroll
+                for (int i = 0; i < G; i++)
+#pragma unroll
+                    for (int j = 0; j < G; j++)
+                        if (i < len && j < len && i != j && r[i] != k[i] &&
+                            (r[i] == k[j] || r[i] == r[j]))
+                            independent = false;
+                if (independent) {
+                    T vk[G], vr[G];
+#pragma unroll
+                    for (int i = 0; i < G; i++)
+                        if (i < len && r[i] != k[i]) {
+                            vk[i] = col[k[i] * p.rs];
+                            vr[i] = col[r[i] * p.rs];
+                        }
+#pragma unroll
+                    for (int i = 0; i < G; i++)
+                        if (i < len && r[i] != k[i]) {
+                            col[k[i] * p.rs] = vr[i];
+                            col[r[i] * p.rs] = vk[i];
+                        }
+                } else {
+                    for (int i = 0; i < len; i++)
+                        if (r[i] != k[i]) {
+                            T t = col[k[i] * p.rs];
+                            col[k[i] * p.rs] = col[r[i] * p.rs];
+                            col[r[i] * p.rs] = t;
+                        }
+                }
+            }
+        }
+    }
+}
+
+/* Every pivot of every entry in 1..n; a bad one sets the guard (so the op's later kernels
+ * leave b alone) and reports the smallest bad entry. The guard is cleared on the stream
+ * before this kernel runs. */
+__device__ __forceinline__ void alloy_cu_pivcheck(const alloy_cu_pivcheck_params &p)
+{
+    for (int64_t e = blockIdx.y; e < p.batch.count; e += gridDim.y) {
+        int64_t off[1];
+        alloy_cu_batch_offsets<1>(p.batch, e, off);
+        const int32_t *piv = (const int32_t *)p.pivots + off[0];
+        for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < p.n;
+             i += (int64_t)gridDim.x * blockDim.x) {
+            int32_t v = piv[i * p.piv_stride];
+            if (v < 1 || (int64_t)v > p.n) {
+                atomicOr((int *)p.guard, 1);
+                atomicMin((unsigned long long *)p.report, (unsigned long long)(p.key_base + e));
+            }
+        }
+    }
+}
+
+#define ALLOY_CU_LASWP_KERNELS(name, T)                                                            \
+    extern "C" __global__ void __launch_bounds__(ALLOY_CU_LASWP_THREADS)                          \
+        alloy_laswp_##name(const alloy_cu_laswp_params p)                                          \
+    {                                                                                              \
+        alloy_cu_laswp<T>(p);                                                                      \
+    }
+
+extern "C" __global__ void __launch_bounds__(ALLOY_CU_LASWP_THREADS)
+    alloy_pivcheck(const alloy_cu_pivcheck_params p)
+{
+    /* An earlier lu_solve of the command buffer failed: this one is skipped. (Not the guard:
+     * this op's own blocks set it, and every bad entry must still be seen, so the smallest
+     * is reported.) */
+    if (*(const volatile long long *)p.report >= p.key_base)
+        alloy_cu_pivcheck(p);
+}
+
+#endif

@@ -1,0 +1,97 @@
+/* Triangular solve on the GPU, the diagonal-block kernel: L X = alpha B for a block of at
+ * most NB rows, L lower (unit or not), every column tile of B in its own thread block.
+ * launch_trsm.c turns every variant into this form (transposes and reversals are views)
+ * and recurses above NB rows, with the off-diagonal updates as GEMMs.
+ *
+ * Row r of X gets its updates as FMAs in increasing column order, then one division, as
+ * the CPU's substitution does. */
+#ifndef ALLOY_CUDA_KERNELS_TRSM_CUH
+#define ALLOY_CUDA_KERNELS_TRSM_CUH
+
+#include "common.cuh"
+
+template <typename T, int NB> __device__ void alloy_cu_trsm_diag(const alloy_cu_trsm_params &p)
+{
+    const int TC = ALLOY_CU_TRSM_TC;
+    __shared__ T sL[NB][NB + 1];
+    __shared__ T sX[NB][TC + 1];
+    if (alloy_cu_guarded(p.guard))
+        return;
+    const int tid = threadIdx.x, nt = blockDim.x;
+    /* R <= NB and tcw <= TC: 32-bit index math in the loops below. */
+    const int R = (int)p.rows;
+    const int64_t cb = (int64_t)blockIdx.x * TC;
+    const int tcw = p.ncols - cb < TC ? (int)(p.ncols - cb) : TC;
+    const bool l_cols_fast = llabs(p.a_cs) <= llabs(p.a_rs);
+    const bool b_cols_fast = llabs(p.b_cs) <= llabs(p.b_rs);
+    for (int64_t e = blockIdx.y; e < p.batch.count; e += gridDim.y) {
+        int64_t off[2];
+        alloy_cu_batch_offsets<2>(p.batch, e, off);
+        const T *L = (const T *)p.a + off[0];
+        T *B = (T *)p.b + off[1] + cb * p.b_cs;
+        for (int x = tid; x < R * R; x += nt) {
+            int i = l_cols_fast ? x / R : x % R, j = l_cols_fast ? x % R : x / R;
+            /* Only the triangle is read: the rest may hold anything, NaN included. */
+            if (j < i || (j == i && !p.unit))
+                sL[i][j] = L[(int64_t)i * p.a_rs + (int64_t)j * p.a_cs];
+        }
+        for (int x = tid; x < R * tcw; x += nt) {
+            int i = b_cols_fast ? x / tcw : x % R, c = b_cols_fast ? x % tcw : x / R;
+            T v = B[(int64_t)i * p.b_rs + (int64_t)c * p.b_cs];
+            sX[i][c] = p.scale ? (T)p.alpha * v : v;
+        }
+        __syncthreads();
+        for (int i = 0; i < R; i++) {
+            if (!p.unit) {
+                for (int c = tid; c < tcw; c += nt)
+                    sX[i][c] = sX[i][c] / sL[i][i];
+                __syncthreads();
+            }
+            const int below = (R - 1 - i) * tcw;
+            for (int x = tid; x < below; x += nt) {
+                int r = i + 1 + x / tcw, c = x % tcw;
+                sX[r][c] = fma(-sL[r][i], sX[i][c], sX[r][c]);
+            }
+            __syncthreads();
+        }
+        for (int x = tid; x < R * tcw; x += nt) {
+            int i = b_cols_fast ? x / tcw : x % R, c = b_cols_fast ? x % tcw : x / R;
+            B[(int64_t)i * p.b_rs + (int64_t)c * p.b_cs] = sX[i][c];
+        }
+        __syncthreads(); /* the next entry reuses the shared memory */
+    }
+}
+
+/* B = 0 (alpha == 0: A is never read, and NaN in B does not survive). */
+template <typename T> __device__ void alloy_cu_trsm_zero(const alloy_cu_trsm_params &p)
+{
+    if (alloy_cu_guarded(p.guard))
+        return;
+    const int64_t total = p.rows * p.ncols;
+    const bool cols_fast = llabs(p.b_cs) <= llabs(p.b_rs);
+    for (int64_t e = blockIdx.y; e < p.batch.count; e += gridDim.y) {
+        int64_t off[2];
+        alloy_cu_batch_offsets<2>(p.batch, e, off);
+        T *B = (T *)p.b + off[1];
+        for (int64_t x = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; x < total;
+             x += (int64_t)gridDim.x * blockDim.x) {
+            int64_t i = cols_fast ? x / p.ncols : x % p.rows;
+            int64_t c = cols_fast ? x % p.ncols : x / p.rows;
+            B[i * p.b_rs + c * p.b_cs] = (T)0;
+        }
+    }
+}
+
+#define ALLOY_CU_TRSM_KERNELS(name, T, NB)                                                         \
+    extern "C" __global__ void __launch_bounds__(ALLOY_CU_TRSM_THREADS)                           \
+        alloy_trsm_diag_##name(const alloy_cu_trsm_params p)                                       \
+    {                                                                                              \
+        alloy_cu_trsm_diag<T, NB>(p);                                                              \
+    }                                                                                              \
+    extern "C" __global__ void __launch_bounds__(ALLOY_CU_TRSM_THREADS)                           \
+        alloy_trsm_zero_##name(const alloy_cu_trsm_params p)                                       \
+    {                                                                                              \
+        alloy_cu_trsm_zero<T>(p);                                                                  \
+    }
+
+#endif
