@@ -41,6 +41,7 @@ static const entry entries[] = {
     E(ModuleGetFunction),
     E(FuncSetAttribute),
     E(LaunchKernel),
+    E(LaunchKernelEx),
     E(MemAlloc),
     E(MemFree),
     E(MemHostAlloc),

@@ -4,13 +4,18 @@
  * an H100) is factored whole by one thread block, from one load to one store: a batch of
  * 10000 small matrices is 10000 blocks and one launch.
  *
- * Larger ones: right-looking blocked LU, ALLOY_CU_LU_PANEL columns at a time:
- *   1. the panel kernel factors columns [j, j + nb) of rows [j, m) (pivots, info),
- *   2. its interchanges are applied to every other column (laswp),
- *   3. U12 = L11^-1 A12 (the triangular solve's diagonal-block kernel),
- *   4. A22 = A22 - L21 U12 (alloy's matmul),
- * each as one launch over the whole batch. Pivots are the first entry of largest magnitude
- * (LAPACK's), so they match the CPU backend's on the same data. */
+ * Larger ones: right-looking blocked LU in two levels. Outer blocks of ALLOY_CU_LU_OUTER
+ * columns, so the trailing update that dominates the flops is a GEMM with k = 256; inside
+ * one, panels of up to ALLOY_CU_LU_PANEL columns:
+ *   1. the panel kernel factors columns [j, j + jb) of rows [j, m) (pivots, info): on
+ *      sm_90, a cluster of eight blocks holding the panel in their shared memories; else
+ *      one block, a few columns at a time in shared memory;
+ *   2. its interchanges on the outer block's other columns (laswp);
+ *   3. U12 = L11^-1 A12 and A22 = A22 - L21 U12 within the outer block;
+ * then the outer block's interchanges on every other column, its U12 (the recursive
+ * triangular solve) and the trailing GEMM. Each step is one launch over the whole batch.
+ * Pivots are the first entry of largest magnitude (LAPACK's), so they match the CPU
+ * backend's on the same data. */
 #include "cuda_backend.h"
 
 #include <string.h>
@@ -46,6 +51,79 @@ static int64_t chunk_for(const alloy__cu_device *cu, int64_t rows, int64_t jb, i
     return 0;
 }
 
+/* Row interchanges k in [k0, k1) on columns [c0, c1) but [skip0, skip1). */
+static alloy_status laswp(alloy__cu_device *cu, CUstream s, const alloy__lu_factor_op *lu, int f64,
+                          uint64_t guard, int64_t c0, int64_t c1, int64_t skip0, int64_t skip1,
+                          int64_t k0, int64_t k1, char *err, size_t cap)
+{
+    if (c1 - c0 - (skip1 - skip0) <= 0 || k1 <= k0)
+        return ALLOY_OK;
+    alloy_cu_laswp_params w;
+    memset(&w, 0, sizeof w);
+    w.a = lu->a.addr;
+    w.pivots = lu->pivots.addr;
+    w.guard = guard;
+    w.rs = lu->a.rs;
+    w.cs = lu->a.cs;
+    w.piv_stride = lu->pivots.stride;
+    w.c0 = c0;
+    w.c1 = c1;
+    w.skip0 = skip0;
+    w.skip1 = skip1;
+    w.k0 = k0;
+    w.k1 = k1;
+    alloy__cu_batch(&w.batch, &lu->batch);
+    const int64_t span = c1 - c0 - (skip1 - skip0);
+    const int64_t blocks = (span + ALLOY_CU_LASWP_THREADS - 1) / ALLOY_CU_LASWP_THREADS;
+    return alloy__cu_launch(cu, s, cu->laswp[f64], (uint64_t)blocks,
+                            alloy__cu_grid_y(lu->batch.count), ALLOY_CU_LASWP_THREADS, 0, &w, err,
+                            cap);
+}
+
+/* Columns [j, j + jb) of rows [j, m) on a cluster: the widest jb <= want whose share of
+ * rows fits each block's shared memory; 0 when clusters are not available or nothing fits. */
+static int64_t cluster_width(const alloy__cu_device *cu, int64_t rows, int64_t want, int64_t es)
+{
+    if (!cu->clusters)
+        return 0;
+    const int64_t rpb = (rows + ALLOY_CU_LU_CLUSTER - 1) / ALLOY_CU_LU_CLUSTER;
+    for (int64_t w = want; w > 0; w--)
+        if (rpb * lu_ld(w) * es <= cu->lu_smem)
+            return w;
+    return 0;
+}
+
+static alloy_status cluster_panel(alloy__cu_device *cu, CUstream s, alloy_cu_lu_params *p, int f64,
+                                  int64_t j0, int64_t jb, int64_t batch, char *err, size_t cap)
+{
+    const int64_t rows = p->m - j0, es = f64 ? 8 : 4;
+    const int64_t rpb = (rows + ALLOY_CU_LU_CLUSTER - 1) / ALLOY_CU_LU_CLUSTER;
+    p->j0 = j0;
+    p->jb = jb;
+    p->chunk = 0;
+    CUlaunchAttribute attr;
+    memset(&attr, 0, sizeof attr);
+    attr.id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+    attr.value.clusterDim.x = ALLOY_CU_LU_CLUSTER;
+    attr.value.clusterDim.y = 1;
+    attr.value.clusterDim.z = 1;
+    CUlaunchConfig cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.gridDimX = ALLOY_CU_LU_CLUSTER;
+    cfg.gridDimY = alloy__cu_grid_y(batch);
+    cfg.gridDimZ = 1;
+    cfg.blockDimX = ALLOY_CU_LU_CLUSTER_THREADS;
+    cfg.blockDimY = 1;
+    cfg.blockDimZ = 1;
+    cfg.sharedMemBytes = (unsigned)(rpb * lu_ld(jb) * es);
+    cfg.hStream = s;
+    cfg.attrs = &attr;
+    cfg.numAttrs = 1;
+    void *args[1] = {p};
+    CUresult r = cu->drv.LaunchKernelEx(&cfg, cu->lu_cpanel[f64], args, NULL);
+    return r == CUDA_SUCCESS ? ALLOY_OK : alloy__cu_error(cu, r, "cuLaunchKernelEx", err, cap);
+}
+
 alloy_status alloy__cu_launch_lu_factor(alloy__cu_device *cu, CUstream s, const alloy__op *op,
                                         uint64_t guard, char *err, size_t cap)
 {
@@ -78,46 +156,41 @@ alloy_status alloy__cu_launch_lu_factor(alloy__cu_device *cu, CUstream s, const 
 
     alloy__cu_solve x = {cu, s, f64, &lu->batch, 0, 0, guard, err, cap};
     const alloy__cu_view a = {lu->a.addr, lu->a.rs, lu->a.cs};
+    /* A's block at (i, j). */
+#define AT(i, j) ((alloy__cu_view){a.addr + (uint64_t)(((i)*a.rs + (j)*a.cs) * es), a.rs, a.cs})
     alloy_status st = ALLOY_OK;
-    for (int64_t j = 0; j < mn && st == ALLOY_OK; j += ALLOY_CU_LU_PANEL) {
-        const int64_t jb = mn - j < ALLOY_CU_LU_PANEL ? mn - j : ALLOY_CU_LU_PANEL;
-        st = panel(cu, s, &p, f64, j, jb, chunk_for(cu, m - j, jb, es), count, err, cap);
-        if (st != ALLOY_OK)
-            break;
-        if (n > jb) { /* the interchanges on every column outside the panel */
-            alloy_cu_laswp_params w;
-            memset(&w, 0, sizeof w);
-            w.a = lu->a.addr;
-            w.pivots = lu->pivots.addr;
-            w.rs = lu->a.rs;
-            w.cs = lu->a.cs;
-            w.piv_stride = lu->pivots.stride;
-            w.guard = guard;
-            w.c0 = 0;
-            w.c1 = n;
-            w.skip0 = j;
-            w.skip1 = j + jb;
-            w.k0 = j;
-            w.k1 = j + jb;
-            alloy__cu_batch(&w.batch, &lu->batch);
-            int64_t blocks = (n - jb + ALLOY_CU_LASWP_THREADS - 1) / ALLOY_CU_LASWP_THREADS;
-            st = alloy__cu_launch(cu, s, cu->laswp[f64], (uint64_t)blocks, alloy__cu_grid_y(count),
-                                  ALLOY_CU_LASWP_THREADS, 0, &w, err, cap);
-        }
-        const int64_t right = n - j - jb, below = m - j - jb;
-        if (st == ALLOY_OK && right > 0) {
-            alloy__cu_view l11 = {a.addr + (uint64_t)((j * a.rs + j * a.cs) * es), a.rs, a.cs};
-            alloy__cu_view a12 = {a.addr + (uint64_t)((j * a.rs + (j + jb) * a.cs) * es), a.rs,
-                                  a.cs};
-            st = alloy__cu_trsm_lower(&x, l11, a12, jb, right, 1, 1.0);
-            if (st == ALLOY_OK && below > 0) {
-                alloy__cu_view a21 = {a.addr + (uint64_t)(((j + jb) * a.rs + j * a.cs) * es), a.rs,
-                                      a.cs};
-                alloy__cu_view a22 = {a.addr + (uint64_t)(((j + jb) * a.rs + (j + jb) * a.cs) * es),
-                                      a.rs, a.cs};
-                st = alloy__cu_gemm_minus(&x, a21, a12, a22, below, right, jb, 1.0);
+    for (int64_t J = 0; J < mn && st == ALLOY_OK; J += ALLOY_CU_LU_OUTER) {
+        const int64_t JB = mn - J < ALLOY_CU_LU_OUTER ? mn - J : ALLOY_CU_LU_OUTER;
+        for (int64_t j = J; j < J + JB && st == ALLOY_OK;) {
+            int64_t jb = J + JB - j < ALLOY_CU_LU_PANEL ? J + JB - j : ALLOY_CU_LU_PANEL;
+            const int64_t cw = cluster_width(cu, m - j, jb, es);
+            if (cw > 0) {
+                jb = cw;
+                st = cluster_panel(cu, s, &p, f64, j, jb, count, err, cap);
+            } else {
+                st = panel(cu, s, &p, f64, j, jb, chunk_for(cu, m - j, jb, es), count, err, cap);
             }
+            if (st == ALLOY_OK)
+                st = laswp(cu, s, lu, f64, guard, J, J + JB, j, j + jb, j, j + jb, err, cap);
+            const int64_t right = J + JB - j - jb, below = m - j - jb;
+            if (st == ALLOY_OK && right > 0) {
+                st = alloy__cu_trsm_lower(&x, AT(j, j), AT(j, j + jb), jb, right, 1, 1.0);
+                if (st == ALLOY_OK && below > 0)
+                    st = alloy__cu_gemm_minus(&x, AT(j + jb, j), AT(j, j + jb), AT(j + jb, j + jb),
+                                              below, right, jb, 1.0);
+            }
+            j += jb;
+        }
+        if (st == ALLOY_OK)
+            st = laswp(cu, s, lu, f64, guard, 0, n, J, J + JB, J, J + JB, err, cap);
+        const int64_t right = n - J - JB, below = m - J - JB;
+        if (st == ALLOY_OK && right > 0) {
+            st = alloy__cu_trsm_lower(&x, AT(J, J), AT(J, J + JB), JB, right, 1, 1.0);
+            if (st == ALLOY_OK && below > 0)
+                st = alloy__cu_gemm_minus(&x, AT(J + JB, J), AT(J, J + JB), AT(J + JB, J + JB),
+                                          below, right, JB, 1.0);
         }
     }
+#undef AT
     return st;
 }

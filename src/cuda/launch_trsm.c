@@ -102,7 +102,7 @@ static alloy_status trsm_rec(const alloy__cu_solve *x, alloy__cu_view l, alloy__
     if (rows <= nb)
         return trsm_kernel(x, x->cu->trsm_diag[x->f64], l, b, rows, ncols, unit, alpha,
                            first && alpha != 1.0, grid_x(ncols, ALLOY_CU_TRSM_TC),
-                           ALLOY_CU_TRSM_THREADS);
+                           ALLOY_CU_TRSM_TC);
     const int64_t h = (rows / 2 + nb - 1) / nb * nb;
     alloy_status s = trsm_rec(x, l, b, h, ncols, unit, alpha, first);
     if (s == ALLOY_OK)

@@ -19,6 +19,7 @@
 
 #include "common.cuh"
 
+#include <cooperative_groups.h>
 #include <float.h>
 
 template <typename T> struct alloy_cu_lu_limits;
@@ -246,6 +247,152 @@ template <typename T> __device__ void alloy_cu_lu_panel(const alloy_cu_lu_params
     }
 }
 
+/* The panel on a cluster of ALLOY_CU_LU_CLUSTER thread blocks (Hopper, sm_90): the panel's
+ * rows are split among the blocks, each keeping its share of every panel column in its own
+ * shared memory from load to store, and the blocks pick each pivot together through
+ * distributed shared memory with two cluster barriers a column. A tall panel then has the
+ * bandwidth and the on-chip space of eight SMs instead of one, where one block would
+ * stream it from L2 a column at a time. Same pivots, same FMA order per element as
+ * alloy_cu_lu_panel. */
+template <typename T> __device__ void alloy_cu_lu_cpanel(const alloy_cu_lu_params &p)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    namespace cg = cooperative_groups;
+    cg::cluster_group cluster = cg::this_cluster();
+    extern __shared__ __align__(16) unsigned char alloy_cu_lu_smem[];
+    __shared__ T red_v[32], best_v[2], prow[ALLOY_CU_LU_PANEL], krow[ALLOY_CU_LU_PANEL], s_pv;
+    __shared__ int64_t red_i[32], best_i[2], s_p;
+    T *const S = (T *)alloy_cu_lu_smem;
+    const int C = ALLOY_CU_LU_CLUSTER, rank = (int)cluster.block_rank();
+    const int tid = threadIdx.x, nt = blockDim.x, lane = tid % 32, warp = tid / 32;
+    const int64_t m = p.m, j0 = p.j0, jb = p.jb, rows = m - j0, rs = p.rs, cs = p.cs;
+    const int64_t rpb = (rows + C - 1) / C, r0 = rank * rpb;
+    const int64_t r1 = r0 + rpb < rows ? r0 + rpb : rows;
+    const int64_t ld = alloy_cu_lu_ld(jb);
+    const bool rows_fast = rs < cs;
+
+    for (int64_t e = blockIdx.y; e < p.batch.count; e += gridDim.y) {
+        int64_t off[3];
+        alloy_cu_batch_offsets<3>(p.batch, e, off);
+        T *A = (T *)p.a + off[0] + j0 * rs + j0 * cs; /* the panel's corner */
+        int32_t *piv = (int32_t *)p.pivots + off[1];
+        int32_t *info = (int32_t *)p.info + off[2];
+        if (j0 == 0 && rank == 0 && tid == 0)
+            *info = 0;
+        const int64_t mine = r1 > r0 ? r1 - r0 : 0;
+        for (int64_t x = tid; x < mine * jb; x += nt) {
+            int64_t r = rows_fast ? x % mine : x / jb, c = rows_fast ? x / mine : x % jb;
+            S[r * ld + c] = A[(r0 + r) * rs + c * cs];
+        }
+        cluster.sync();
+
+        for (int64_t k = 0; k < jb; k++) {
+            const int par = (int)(k & 1);
+            /* This block's candidate: first largest magnitude among its rows >= k. */
+            T bv = (T)-1;
+            int64_t bi = INT64_MAX;
+            for (int64_t r = (k > r0 ? k : r0) + tid; r < r1; r += nt) {
+                T v = fabs(S[(r - r0) * ld + k]);
+                if (isnan(v))
+                    v = (T)-1;
+                alloy_cu_argmax_merge(bv, bi, v, r);
+            }
+            for (int o = 16; o > 0; o /= 2) {
+                T ov = __shfl_down_sync(0xffffffffu, bv, o);
+                int64_t oi = __shfl_down_sync(0xffffffffu, bi, o);
+                alloy_cu_argmax_merge(bv, bi, ov, oi);
+            }
+            if (lane == 0) {
+                red_v[warp] = bv;
+                red_i[warp] = bi;
+            }
+            __syncthreads();
+            if (warp == 0) {
+                const int nw = (nt + 31) / 32;
+                bv = lane < nw ? red_v[lane] : (T)-1;
+                bi = lane < nw ? red_i[lane] : INT64_MAX;
+                for (int o = 16; o > 0; o /= 2) {
+                    T ov = __shfl_down_sync(0xffffffffu, bv, o);
+                    int64_t oi = __shfl_down_sync(0xffffffffu, bi, o);
+                    alloy_cu_argmax_merge(bv, bi, ov, oi);
+                }
+                if (lane == 0) {
+                    best_v[par] = bv;
+                    best_i[par] = bi;
+                }
+            }
+            cluster.sync();
+            /* Every block merges the C candidates in the same order: the same pivot. */
+            if (warp == 0) {
+                bv = lane < C ? *cluster.map_shared_rank(&best_v[par], lane) : (T)-1;
+                bi = lane < C ? *cluster.map_shared_rank(&best_i[par], lane) : INT64_MAX;
+                for (int o = 16; o > 0; o /= 2) {
+                    T ov = __shfl_down_sync(0xffffffffu, bv, o);
+                    int64_t oi = __shfl_down_sync(0xffffffffu, bi, o);
+                    alloy_cu_argmax_merge(bv, bi, ov, oi);
+                }
+                if (lane == 0) {
+                    const int ok = (int)(k / rpb);
+                    const T diag = cluster.map_shared_rank(S, ok)[(k - ok * rpb) * ld + k];
+                    const int64_t pr = isnan(diag) || bi == INT64_MAX ? k : bi;
+                    const int op = (int)(pr / rpb);
+                    s_p = pr;
+                    s_pv = cluster.map_shared_rank(S, op)[(pr - op * rpb) * ld + k];
+                }
+            }
+            __syncthreads();
+            const int64_t pr = s_p;
+            const T pv = s_pv;
+            if (rank == 0 && tid == 0)
+                piv[(j0 + k) * p.piv_stride] = (int32_t)(j0 + pr + 1);
+            if (pv == (T)0) {
+                if (rank == 0 && tid == 0 && *info == 0)
+                    *info = (int32_t)(j0 + k + 1);
+                continue; /* an exactly zero column: nothing divided, swapped or updated */
+            }
+            const int ok = (int)(k / rpb), op = (int)(pr / rpb);
+            const T *prem = cluster.map_shared_rank(S, op) + (pr - op * rpb) * ld;
+            for (int64_t c = tid; c < jb; c += nt)
+                prow[c] = prem[c];
+            if (pr != k && rank == op) {
+                const T *krem = cluster.map_shared_rank(S, ok) + (k - ok * rpb) * ld;
+                for (int64_t c = tid; c < jb; c += nt)
+                    krow[c] = krem[c];
+            }
+            cluster.sync(); /* every read of rows k and pr is done: they may change */
+            if (pr != k) {
+                if (rank == ok)
+                    for (int64_t c = tid; c < jb; c += nt)
+                        S[(k - r0) * ld + c] = prow[c];
+                if (rank == op)
+                    for (int64_t c = tid; c < jb; c += nt)
+                        S[(pr - r0) * ld + c] = krow[c];
+                __syncthreads();
+            }
+            const T d = prow[k];
+            const bool small = !(fabs(d) >= alloy_cu_lu_limits<T>::sfmin());
+            const T rcp = (T)1 / d;
+            for (int64_t r = (k + 1 > r0 ? k + 1 : r0) + tid; r < r1; r += nt) {
+                T *sr = S + (r - r0) * ld;
+                const T l = small ? sr[k] / d : sr[k] * rcp;
+                sr[k] = l;
+                for (int64_t c = k + 1; c < jb; c++)
+                    sr[c] = fma(-l, prow[c], sr[c]);
+            }
+            __syncthreads();
+        }
+
+        for (int64_t x = tid; x < mine * jb; x += nt) {
+            int64_t r = rows_fast ? x % mine : x / jb, c = rows_fast ? x / mine : x % jb;
+            A[(r0 + r) * rs + c * cs] = S[r * ld + c];
+        }
+        cluster.sync(); /* no block leaves (or reloads) while another may still read it */
+    }
+#else
+    (void)p; /* the glue launches clusters only on sm_90 and newer */
+#endif
+}
+
 /* info = 0 for every entry of an lu_factor with no columns or rows to factor. */
 __device__ __forceinline__ void alloy_cu_lu_info_zero(const alloy_cu_lu_params &p)
 {
@@ -263,6 +410,13 @@ __device__ __forceinline__ void alloy_cu_lu_info_zero(const alloy_cu_lu_params &
     {                                                                                              \
         if (!alloy_cu_guarded(p.guard))                                                            \
             alloy_cu_lu_panel<T>(p);                                                               \
+    }                                                                                              \
+    extern "C" __global__ void __launch_bounds__(ALLOY_CU_LU_CLUSTER_THREADS)                     \
+        alloy_lu_cpanel_##name(const alloy_cu_lu_params p)                                         \
+    {                                                                                              \
+        /* every block of a cluster reads the same guard: all return, or none */                  \
+        if (!alloy_cu_guarded(p.guard))                                                            \
+            alloy_cu_lu_cpanel<T>(p);                                                              \
     }
 
 extern "C" __global__ void alloy_lu_info_zero(const alloy_cu_lu_params p)

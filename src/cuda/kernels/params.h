@@ -149,9 +149,12 @@ typedef struct alloy_cu_norm_params {
  * a panel, rows per diagonal block of the triangular solve and its column tile. */
 #define ALLOY_CU_LU_PANEL 32
 #define ALLOY_CU_LU_CHUNK 8
+#define ALLOY_CU_LU_CLUSTER 8 /* blocks of a cluster panel (sm_90): the portable maximum */
+#define ALLOY_CU_LU_CLUSTER_THREADS 512
+#define ALLOY_CU_LU_OUTER 256 /* columns between trailing updates (the GEMM's k) */
 #define ALLOY_CU_TRSM_NB_F32 64
 #define ALLOY_CU_TRSM_NB_F64 32
-#define ALLOY_CU_TRSM_TC 64
+#define ALLOY_CU_TRSM_TC 64 /* columns of B per block: a thread each */
 #define ALLOY_CU_TRSM_THREADS 256
 #define ALLOY_CU_LASWP_THREADS 256
 

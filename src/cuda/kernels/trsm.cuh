@@ -1,5 +1,5 @@
 /* Triangular solve on the GPU, the diagonal-block kernel: L X = alpha B for a block of at
- * most NB rows, L lower (unit or not), every column tile of B in its own thread block.
+ * most NB rows, L lower (unit or not) in shared memory, a thread per column of B.
  * launch_trsm.c turns every variant into this form (transposes and reversals are views)
  * and recurses above NB rows, with the off-diagonal updates as GEMMs.
  *
@@ -12,53 +12,49 @@
 
 template <typename T, int NB> __device__ void alloy_cu_trsm_diag(const alloy_cu_trsm_params &p)
 {
-    const int TC = ALLOY_CU_TRSM_TC;
     __shared__ T sL[NB][NB + 1];
-    __shared__ T sX[NB][TC + 1];
     if (alloy_cu_guarded(p.guard))
         return;
     const int tid = threadIdx.x, nt = blockDim.x;
-    /* R <= NB and tcw <= TC: 32-bit index math in the loops below. */
-    const int R = (int)p.rows;
-    const int64_t cb = (int64_t)blockIdx.x * TC;
-    const int tcw = p.ncols - cb < TC ? (int)(p.ncols - cb) : TC;
+    const int R = (int)p.rows; /* <= NB: 32-bit index math */
+    const int64_t c = (int64_t)blockIdx.x * nt + tid;
     const bool l_cols_fast = llabs(p.a_cs) <= llabs(p.a_rs);
-    const bool b_cols_fast = llabs(p.b_cs) <= llabs(p.b_rs);
     for (int64_t e = blockIdx.y; e < p.batch.count; e += gridDim.y) {
         int64_t off[2];
         alloy_cu_batch_offsets<2>(p.batch, e, off);
         const T *L = (const T *)p.a + off[0];
-        T *B = (T *)p.b + off[1] + cb * p.b_cs;
         for (int x = tid; x < R * R; x += nt) {
             int i = l_cols_fast ? x / R : x % R, j = l_cols_fast ? x % R : x / R;
             /* Only the triangle is read: the rest may hold anything, NaN included. */
             if (j < i || (j == i && !p.unit))
                 sL[i][j] = L[(int64_t)i * p.a_rs + (int64_t)j * p.a_cs];
         }
-        for (int x = tid; x < R * tcw; x += nt) {
-            int i = b_cols_fast ? x / tcw : x % R, c = b_cols_fast ? x % tcw : x / R;
-            T v = B[(int64_t)i * p.b_rs + (int64_t)c * p.b_cs];
-            sX[i][c] = p.scale ? (T)p.alpha * v : v;
-        }
         __syncthreads();
-        for (int i = 0; i < R; i++) {
-            if (!p.unit) {
-                for (int c = tid; c < tcw; c += nt)
-                    sX[i][c] = sX[i][c] / sL[i][i];
-                __syncthreads();
+        if (c < p.ncols) {
+            /* A thread per column of B, held in registers: no barrier inside the solve. */
+            T *col = (T *)p.b + off[1] + c * p.b_cs;
+            T x[NB];
+#pragma unroll
+            for (int i = 0; i < NB; i++) {
+                T v = i < R ? col[(int64_t)i * p.b_rs] : (T)0;
+                x[i] = p.scale ? (T)p.alpha * v : v;
             }
-            const int below = (R - 1 - i) * tcw;
-            for (int x = tid; x < below; x += nt) {
-                int r = i + 1 + x / tcw, c = x % tcw;
-                sX[r][c] = fma(-sL[r][i], sX[i][c], sX[r][c]);
+#pragma unroll
+            for (int i = 0; i < NB; i++) {
+                if (i < R) {
+                    T v = x[i];
+#pragma unroll
+                    for (int q = 0; q < i; q++)
+                        v = fma(-sL[i][q], x[q], v);
+                    x[i] = p.unit ? v : v / sL[i][i];
+                }
             }
-            __syncthreads();
+#pragma unroll
+            for (int i = 0; i < NB; i++)
+                if (i < R)
+                    col[(int64_t)i * p.b_rs] = x[i];
         }
-        for (int x = tid; x < R * tcw; x += nt) {
-            int i = b_cols_fast ? x / tcw : x % R, c = b_cols_fast ? x % tcw : x / R;
-            B[(int64_t)i * p.b_rs + (int64_t)c * p.b_cs] = sX[i][c];
-        }
-        __syncthreads(); /* the next entry reuses the shared memory */
+        __syncthreads(); /* the next entry reuses sL */
     }
 }
 
