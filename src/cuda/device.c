@@ -130,6 +130,9 @@ static alloy_status load_kernels(alloy__cu_device *cu)
         snprintf(name, sizeof name, "alloy_lu_panel_%s", fl[t]);
         if ((s = get_kernel(cu, &cu->lu_panel[t], name)) != ALLOY_OK)
             return s;
+        snprintf(name, sizeof name, "alloy_lu_warp_%s", fl[t]);
+        if ((s = get_kernel(cu, &cu->lu_warp[t], name)) != ALLOY_OK)
+            return s;
         snprintf(name, sizeof name, "alloy_lu_cpanel_%s", fl[t]);
         if ((s = get_kernel(cu, &cu->lu_cpanel[t], name)) != ALLOY_OK)
             return s;
@@ -165,16 +168,15 @@ static alloy_status load_kernels(alloy__cu_device *cu)
                     return alloy__cu_fail(cu, r, fn, "cuFuncSetAttribute(dynamic shared memory)");
             }
     /* LU panels keep as many rows x columns in shared memory as the GPU allows, less the
-     * kernels' own static shared memory (reduction scratch, pivot rows: under 2 KiB). */
-    cu->lu_smem = optin > 49152 ? optin - 2048 : 48 * 1024 - 2048;
+     * kernels' own static shared memory (reduction scratch, pivot rows: under 3 KiB). */
+    cu->lu_smem = optin > 49152 ? optin - 3072 : 48 * 1024 - 3072;
     cu->clusters = cu->cc_major >= 9;
     for (int t = 0; t < 2; t++) {
         r = cu->drv.FuncSetAttribute(cu->lu_panel[t],
                                      CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, cu->lu_smem);
         if (r == CUDA_SUCCESS && cu->clusters)
-            r = cu->drv.FuncSetAttribute(cu->lu_cpanel[t],
-                                         CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                                         cu->lu_smem);
+            r = cu->drv.FuncSetAttribute(
+                cu->lu_cpanel[t], CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, cu->lu_smem);
         if (r != CUDA_SUCCESS)
             return alloy__cu_fail(cu, r, fn, "cuFuncSetAttribute(dynamic shared memory)");
     }

@@ -1,6 +1,7 @@
 /* lu_factor on the GPU.
  *
- * A matrix that fits in one SM's shared memory (64x64 f32 is 16 KiB; up to ~227 KiB on
+ * Up to 32 x 32, a warp per matrix holds it in registers (a row a lane). A matrix that
+ * fits in one SM's shared memory (64x64 f32 is 16 KiB; up to ~227 KiB on
  * an H100) is factored whole by one thread block, from one load to one store: a batch of
  * 10000 small matrices is 10000 blocks and one launch.
  *
@@ -150,6 +151,12 @@ alloy_status alloy__cu_launch_lu_factor(alloy__cu_device *cu, CUstream s, const 
         return alloy__cu_launch(cu, s, cu->lu_info_zero,
                                 (uint64_t)(blocks < 65535 ? blocks : 65535), 1, 256, 0, &p, err,
                                 cap);
+    }
+    if (m <= 32 && n <= 32) { /* a warp per matrix, in registers */
+        int64_t blocks = (count + 3) / 4;
+        return alloy__cu_launch(cu, s, cu->lu_warp[f64],
+                                (uint64_t)(blocks < INT32_MAX ? blocks : INT32_MAX), 1, 128, 0, &p,
+                                err, cap);
     }
     if (m * lu_ld(n) * es <= cu->lu_smem) /* whole, in shared memory */
         return panel(cu, s, &p, f64, 0, n, n, count, err, cap);

@@ -76,11 +76,12 @@ template <typename T> __device__ void alloy_cu_laswp(const alloy_cu_laswp_params
     }
 }
 
-/* Every pivot of every entry in 1..n; a bad one sets the guard (so the op's later kernels
- * leave b alone) and reports the smallest bad entry. The guard is cleared on the stream
- * before this kernel runs. */
+/* Every pivot of every entry in 1..n; a bad one sets the guard to this op's index + 1 (so
+ * every later kernel of the command buffer does nothing) and reports the smallest bad
+ * entry. The guard is cleared on the stream before the command buffer's first lu_solve. */
 __device__ __forceinline__ void alloy_cu_pivcheck(const alloy_cu_pivcheck_params &p)
 {
+    const int32_t me = (int32_t)(p.key_base >> 40) + 1;
     for (int64_t e = blockIdx.y; e < p.batch.count; e += gridDim.y) {
         int64_t off[1];
         alloy_cu_batch_offsets<1>(p.batch, e, off);
@@ -89,7 +90,7 @@ __device__ __forceinline__ void alloy_cu_pivcheck(const alloy_cu_pivcheck_params
              i += (int64_t)gridDim.x * blockDim.x) {
             int32_t v = piv[i * p.piv_stride];
             if (v < 1 || (int64_t)v > p.n) {
-                atomicOr((int *)p.guard, 1);
+                atomicCAS((int *)p.guard, 0, me);
                 atomicMin((unsigned long long *)p.report, (unsigned long long)(p.key_base + e));
             }
         }
@@ -106,10 +107,11 @@ __device__ __forceinline__ void alloy_cu_pivcheck(const alloy_cu_pivcheck_params
 extern "C" __global__ void __launch_bounds__(ALLOY_CU_LASWP_THREADS)
     alloy_pivcheck(const alloy_cu_pivcheck_params p)
 {
-    /* An earlier lu_solve of the command buffer failed: this one is skipped. (Not the guard:
-     * this op's own blocks set it, and every bad entry must still be seen, so the smallest
-     * is reported.) */
-    if (*(const volatile long long *)p.report >= p.key_base)
+    /* An earlier lu_solve of the command buffer failed: this one is skipped. This op's own
+     * blocks may have set the guard already: they go on, so every bad entry is seen and the
+     * smallest reported. */
+    const int32_t g = *(const volatile int32_t *)p.guard;
+    if (g == 0 || g == (int32_t)(p.key_base >> 40) + 1)
         alloy_cu_pivcheck(p);
 }
 

@@ -128,9 +128,24 @@ template <typename T> __device__ void alloy_cu_lu_panel(const alloy_cu_lu_params
                 scs = 1;
                 /* Shared memory holds rows * cw < 2^31 elements: 32-bit index math. */
                 const int total = (int)(rows * cw), r32 = (int)rows, w32 = (int)cw;
-                for (int x = tid; x < total; x += nt) {
-                    int r = rows_fast ? x % r32 : x / w32, c = rows_fast ? x / r32 : x % w32;
-                    S[r * srs + c] = A[(c0 + r) * rs + (c0 + c) * cs];
+                for (int x0 = tid; x0 < total; x0 += 8 * nt) { /* eight loads in flight */
+                    T v[8];
+#pragma unroll
+                    for (int u = 0; u < 8; u++) {
+                        const int x = x0 + u * nt;
+                        const int r = rows_fast ? x % r32 : x / w32;
+                        const int c = rows_fast ? x / r32 : x % w32;
+                        if (x < total)
+                            v[u] = A[(c0 + r) * rs + (c0 + c) * cs];
+                    }
+#pragma unroll
+                    for (int u = 0; u < 8; u++) {
+                        const int x = x0 + u * nt;
+                        const int r = rows_fast ? x % r32 : x / w32;
+                        const int c = rows_fast ? x / r32 : x % w32;
+                        if (x < total)
+                            S[r * srs + c] = v[u];
+                    }
                 }
                 __syncthreads();
             } else {
@@ -250,7 +265,7 @@ template <typename T> __device__ void alloy_cu_lu_panel(const alloy_cu_lu_params
 /* The panel on a cluster of ALLOY_CU_LU_CLUSTER thread blocks (Hopper, sm_90): the panel's
  * rows are split among the blocks, each keeping its share of every panel column in its own
  * shared memory from load to store, and the blocks pick each pivot together through
- * distributed shared memory with two cluster barriers a column. A tall panel then has the
+ * distributed shared memory with one cluster barrier a column. A tall panel then has the
  * bandwidth and the on-chip space of eight SMs instead of one, where one block would
  * stream it from L2 a column at a time. Same pivots, same FMA order per element as
  * alloy_cu_lu_panel. */
@@ -260,7 +275,8 @@ template <typename T> __device__ void alloy_cu_lu_cpanel(const alloy_cu_lu_param
     namespace cg = cooperative_groups;
     cg::cluster_group cluster = cg::this_cluster();
     extern __shared__ __align__(16) unsigned char alloy_cu_lu_smem[];
-    __shared__ T red_v[32], best_v[2], prow[ALLOY_CU_LU_PANEL], krow[ALLOY_CU_LU_PANEL], s_pv;
+    __shared__ T red_v[32], best_v[2], prow[ALLOY_CU_LU_PANEL], krow[ALLOY_CU_LU_PANEL];
+    __shared__ T cand[2][ALLOY_CU_LU_PANEL], kpub[2][ALLOY_CU_LU_PANEL];
     __shared__ int64_t red_i[32], best_i[2], s_p;
     T *const S = (T *)alloy_cu_lu_smem;
     const int C = ALLOY_CU_LU_CLUSTER, rank = (int)cluster.block_rank();
@@ -279,16 +295,33 @@ template <typename T> __device__ void alloy_cu_lu_cpanel(const alloy_cu_lu_param
         int32_t *info = (int32_t *)p.info + off[2];
         if (j0 == 0 && rank == 0 && tid == 0)
             *info = 0;
-        const int64_t mine = r1 > r0 ? r1 - r0 : 0;
-        for (int64_t x = tid; x < mine * jb; x += nt) {
-            int64_t r = rows_fast ? x % mine : x / jb, c = rows_fast ? x / mine : x % jb;
-            S[r * ld + c] = A[(r0 + r) * rs + c * cs];
+        const int mine = r1 > r0 ? (int)(r1 - r0) : 0, jbi = (int)jb, total = mine * jbi;
+        /* Eight loads in flight a thread: one at a time, each waits out the memory latency. */
+        for (int x0 = tid; x0 < total; x0 += 8 * nt) {
+            T v[8];
+#pragma unroll
+            for (int u = 0; u < 8; u++) {
+                const int x = x0 + u * nt;
+                const int r = rows_fast ? x % mine : x / jbi, c = rows_fast ? x / mine : x % jbi;
+                if (x < total)
+                    v[u] = A[(r0 + r) * rs + c * cs];
+            }
+#pragma unroll
+            for (int u = 0; u < 8; u++) {
+                const int x = x0 + u * nt;
+                const int r = rows_fast ? x % mine : x / jbi, c = rows_fast ? x / mine : x % jbi;
+                if (x < total)
+                    S[r * ld + c] = v[u];
+            }
         }
         cluster.sync();
 
         for (int64_t k = 0; k < jb; k++) {
+            /* Published for the other blocks, double-buffered by k's parity: a buffer is
+             * written again two columns later, after a cluster barrier every reader of it
+             * has passed. So one cluster barrier a column. */
             const int par = (int)(k & 1);
-            /* This block's candidate: first largest magnitude among its rows >= k. */
+            const int ok = (int)(k / rpb);
             T bv = (T)-1;
             int64_t bi = INT64_MAX;
             for (int64_t r = (k > r0 ? k : r0) + tid; r < r1; r += nt) {
@@ -321,6 +354,15 @@ template <typename T> __device__ void alloy_cu_lu_cpanel(const alloy_cu_lu_param
                     best_i[par] = bi;
                 }
             }
+            __syncthreads();
+            /* This block's candidate row, and row k from its owner. */
+            const int64_t mybest = best_i[par];
+            for (int64_t c = tid; c < jb; c += nt) {
+                if (mybest != INT64_MAX)
+                    cand[par][c] = S[(mybest - r0) * ld + c];
+                if (rank == ok)
+                    kpub[par][c] = S[(k - r0) * ld + c];
+            }
             cluster.sync();
             /* Every block merges the C candidates in the same order: the same pivot. */
             if (warp == 0) {
@@ -332,17 +374,22 @@ template <typename T> __device__ void alloy_cu_lu_cpanel(const alloy_cu_lu_param
                     alloy_cu_argmax_merge(bv, bi, ov, oi);
                 }
                 if (lane == 0) {
-                    const int ok = (int)(k / rpb);
-                    const T diag = cluster.map_shared_rank(S, ok)[(k - ok * rpb) * ld + k];
-                    const int64_t pr = isnan(diag) || bi == INT64_MAX ? k : bi;
-                    const int op = (int)(pr / rpb);
-                    s_p = pr;
-                    s_pv = cluster.map_shared_rank(S, op)[(pr - op * rpb) * ld + k];
+                    const T diag = cluster.map_shared_rank(&kpub[par][0], ok)[k];
+                    s_p = isnan(diag) || bi == INT64_MAX ? k : bi;
                 }
             }
             __syncthreads();
             const int64_t pr = s_p;
-            const T pv = s_pv;
+            const int op = (int)(pr / rpb);
+            const T *psrc = pr == k ? cluster.map_shared_rank(&kpub[par][0], ok)
+                                    : cluster.map_shared_rank(&cand[par][0], op);
+            for (int64_t c = tid; c < jb; c += nt) {
+                prow[c] = psrc[c];
+                if (pr != k && rank == op)
+                    krow[c] = cluster.map_shared_rank(&kpub[par][0], ok)[c];
+            }
+            __syncthreads();
+            const T pv = prow[k];
             if (rank == 0 && tid == 0)
                 piv[(j0 + k) * p.piv_stride] = (int32_t)(j0 + pr + 1);
             if (pv == (T)0) {
@@ -350,17 +397,7 @@ template <typename T> __device__ void alloy_cu_lu_cpanel(const alloy_cu_lu_param
                     *info = (int32_t)(j0 + k + 1);
                 continue; /* an exactly zero column: nothing divided, swapped or updated */
             }
-            const int ok = (int)(k / rpb), op = (int)(pr / rpb);
-            const T *prem = cluster.map_shared_rank(S, op) + (pr - op * rpb) * ld;
-            for (int64_t c = tid; c < jb; c += nt)
-                prow[c] = prem[c];
-            if (pr != k && rank == op) {
-                const T *krem = cluster.map_shared_rank(S, ok) + (k - ok * rpb) * ld;
-                for (int64_t c = tid; c < jb; c += nt)
-                    krow[c] = krem[c];
-            }
-            cluster.sync(); /* every read of rows k and pr is done: they may change */
-            if (pr != k) {
+            if (pr != k) { /* nobody reads S remotely: the rows swap in place */
                 if (rank == ok)
                     for (int64_t c = tid; c < jb; c += nt)
                         S[(k - r0) * ld + c] = prow[c];
@@ -369,12 +406,11 @@ template <typename T> __device__ void alloy_cu_lu_cpanel(const alloy_cu_lu_param
                         S[(pr - r0) * ld + c] = krow[c];
                 __syncthreads();
             }
-            const T d = prow[k];
-            const bool small = !(fabs(d) >= alloy_cu_lu_limits<T>::sfmin());
-            const T rcp = (T)1 / d;
+            const bool small = !(fabs(pv) >= alloy_cu_lu_limits<T>::sfmin());
+            const T rcp = (T)1 / pv;
             for (int64_t r = (k + 1 > r0 ? k + 1 : r0) + tid; r < r1; r += nt) {
                 T *sr = S + (r - r0) * ld;
-                const T l = small ? sr[k] / d : sr[k] * rcp;
+                const T l = small ? sr[k] / pv : sr[k] * rcp;
                 sr[k] = l;
                 for (int64_t c = k + 1; c < jb; c++)
                     sr[c] = fma(-l, prow[c], sr[c]);
@@ -382,8 +418,8 @@ template <typename T> __device__ void alloy_cu_lu_cpanel(const alloy_cu_lu_param
             __syncthreads();
         }
 
-        for (int64_t x = tid; x < mine * jb; x += nt) {
-            int64_t r = rows_fast ? x % mine : x / jb, c = rows_fast ? x / mine : x % jb;
+        for (int x = tid; x < total; x += nt) {
+            const int r = rows_fast ? x % mine : x / jbi, c = rows_fast ? x / mine : x % jbi;
             A[(r0 + r) * rs + c * cs] = S[r * ld + c];
         }
         cluster.sync(); /* no block leaves (or reloads) while another may still read it */
@@ -391,6 +427,85 @@ template <typename T> __device__ void alloy_cu_lu_cpanel(const alloy_cu_lu_param
 #else
     (void)p; /* the glue launches clusters only on sm_90 and newer */
 #endif
+}
+
+/* Matrices of at most 32 x 32, a warp each: lane r holds row r in registers, so a column
+ * step is a few shuffles and no barrier (10000 x 32x32 is 2500 blocks of four warps). */
+template <typename T> __device__ void alloy_cu_lu_warp(const alloy_cu_lu_params &p)
+{
+    const unsigned full = 0xffffffffu;
+    const int lane = threadIdx.x % 32, wpb = blockDim.x / 32;
+    const int m = (int)p.m, n = (int)p.n, mn = m < n ? m : n;
+    for (int64_t e = (int64_t)blockIdx.x * wpb + threadIdx.x / 32; e < p.batch.count;
+         e += (int64_t)gridDim.x * wpb) {
+        int64_t off[3];
+        alloy_cu_batch_offsets<3>(p.batch, e, off);
+        T *A = (T *)p.a + off[0];
+        int32_t *piv = (int32_t *)p.pivots + off[1];
+        T row[32];
+#pragma unroll
+        for (int c = 0; c < 32; c++)
+            row[c] = lane < m && c < n ? A[lane * p.rs + c * p.cs] : (T)0;
+        int32_t info = 0;
+#pragma unroll
+        for (int k = 0; k < 32; k++) {
+            if (k >= mn)
+                break;
+            /* Butterfly argmax: every lane ends with the same first largest magnitude. */
+            T v = fabs(row[k]);
+            if (isnan(v))
+                v = (T)-1;
+            if (lane < k || lane >= m)
+                v = (T)-2;
+            int bi = lane;
+#pragma unroll
+            for (int o = 16; o > 0; o /= 2) {
+                T ov = __shfl_xor_sync(full, v, o);
+                int oi = __shfl_xor_sync(full, bi, o);
+                if (ov > v || (ov == v && oi < bi)) {
+                    v = ov;
+                    bi = oi;
+                }
+            }
+            const int pr = isnan(__shfl_sync(full, row[k], k)) ? k : bi;
+            const T pv = __shfl_sync(full, row[k], pr);
+            if (lane == 0)
+                piv[k * p.piv_stride] = pr + 1;
+            if (pv == (T)0) {
+                if (info == 0)
+                    info = k + 1; /* an exactly zero column: nothing swapped or divided */
+                continue;
+            }
+            /* u: the pivot row (row k once swapped); lane pr takes the old row k. */
+            T u[32];
+#pragma unroll
+            for (int c = 0; c < 32; c++) {
+                u[c] = __shfl_sync(full, row[c], pr);
+                if (pr != k) {
+                    const T old = __shfl_sync(full, row[c], k);
+                    if (lane == k)
+                        row[c] = u[c];
+                    else if (lane == pr)
+                        row[c] = old;
+                }
+            }
+            if (lane > k && lane < m) {
+                const bool small = !(fabs(pv) >= alloy_cu_lu_limits<T>::sfmin());
+                const T l = small ? row[k] / pv : row[k] * ((T)1 / pv);
+                row[k] = l;
+#pragma unroll
+                for (int c = 0; c < 32; c++)
+                    if (c > k && c < n)
+                        row[c] = fma(-l, u[c], row[c]);
+            }
+        }
+#pragma unroll
+        for (int c = 0; c < 32; c++)
+            if (lane < m && c < n)
+                A[lane * p.rs + c * p.cs] = row[c];
+        if (lane == 0)
+            ((int32_t *)p.info)[off[2]] = info;
+    }
 }
 
 /* info = 0 for every entry of an lu_factor with no columns or rows to factor. */
@@ -410,6 +525,12 @@ __device__ __forceinline__ void alloy_cu_lu_info_zero(const alloy_cu_lu_params &
     {                                                                                              \
         if (!alloy_cu_guarded(p.guard))                                                            \
             alloy_cu_lu_panel<T>(p);                                                               \
+    }                                                                                              \
+    extern "C" __global__ void __launch_bounds__(128) alloy_lu_warp_##name(                       \
+        const alloy_cu_lu_params p)                                                                \
+    {                                                                                              \
+        if (!alloy_cu_guarded(p.guard))                                                            \
+            alloy_cu_lu_warp<T>(p);                                                                \
     }                                                                                              \
     extern "C" __global__ void __launch_bounds__(ALLOY_CU_LU_CLUSTER_THREADS)                     \
         alloy_lu_cpanel_##name(const alloy_cu_lu_params p)                                         \

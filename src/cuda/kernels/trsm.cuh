@@ -23,11 +23,24 @@ template <typename T, int NB> __device__ void alloy_cu_trsm_diag(const alloy_cu_
         int64_t off[2];
         alloy_cu_batch_offsets<2>(p.batch, e, off);
         const T *L = (const T *)p.a + off[0];
-        for (int x = tid; x < R * R; x += nt) {
-            int i = l_cols_fast ? x / R : x % R, j = l_cols_fast ? x % R : x / R;
-            /* Only the triangle is read: the rest may hold anything, NaN included. */
-            if (j < i || (j == i && !p.unit))
-                sL[i][j] = L[(int64_t)i * p.a_rs + (int64_t)j * p.a_cs];
+        /* Only the triangle is read: the rest may hold anything, NaN included. Eight loads
+         * in flight a thread (one at a time, each would wait out the memory latency). */
+        for (int x0 = tid; x0 < R * R; x0 += 8 * nt) {
+            T v[8];
+#pragma unroll
+            for (int u = 0; u < 8; u++) {
+                const int x = x0 + u * nt;
+                const int i = l_cols_fast ? x / R : x % R, j = l_cols_fast ? x % R : x / R;
+                if (x < R * R && (j < i || (j == i && !p.unit)))
+                    v[u] = L[(int64_t)i * p.a_rs + (int64_t)j * p.a_cs];
+            }
+#pragma unroll
+            for (int u = 0; u < 8; u++) {
+                const int x = x0 + u * nt;
+                const int i = l_cols_fast ? x / R : x % R, j = l_cols_fast ? x % R : x / R;
+                if (x < R * R && (j < i || (j == i && !p.unit)))
+                    sL[i][j] = v[u];
+            }
         }
         __syncthreads();
         if (c < p.ncols) {
