@@ -5,7 +5,8 @@
 #      CPU backend as its oracle),
 #   3. compute-sanitizer: memcheck on the CUDA tests, racecheck and synccheck on small shapes
 #      (where it cannot attach, it says so instead of failing),
-#   4. benchmarks: bench/cuda_bench.c and the same problems through PyTorch, side by side.
+#   4. benchmarks: bench/cuda_bench.c and bench/cuda_linalg.c, and the same problems through
+#      PyTorch (cuBLAS, cuSOLVER), side by side.
 # Prints a summary last. Logs go to <build>/gpu-check-logs, and as one tarball to $OUT when
 # that is set (the device tool's folder, which returns a few files only).
 #
@@ -50,13 +51,15 @@ if has build; then
   fi
   cc -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Iinclude bench/cuda_bench.c "$build/liballoy.a" \
      -lpthread -ldl -lm -o "$build/cuda_bench" || note "cuda_bench: build FAILED"
+  cc -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Iinclude bench/cuda_linalg.c "$build/liballoy.a" \
+     -lpthread -ldl -lm -o "$build/cuda_linalg" || note "cuda_linalg: build FAILED"
 fi
 
 # ------------------------------------------------------------------ tests
 fail=0
 if has gputest; then
   t0=$(date +%s)
-  for t in test_cuda test_cross_backend; do
+  for t in test_cuda test_cross_backend test_cuda_linalg; do
     if "$build/tests/$t" >"$logs/$t.log" 2>&1; then
       note "$t: ok ($(grep -c '^\[  OK  \]' "$logs/$t.log") cases)"
     else
@@ -65,12 +68,23 @@ if has gputest; then
       fail=1
     fi
   done
-  grep -h -E '^  |^GPU' "$logs"/test_cuda.log "$logs"/test_cross_backend.log 2>/dev/null | head -20
+  grep -h -E '^  |^GPU' "$logs"/test_cuda.log "$logs"/test_cross_backend.log \
+    "$logs"/test_cuda_linalg.log 2>/dev/null | head -30
+  # The threading contract on the GPU: 16 threads, all six op families, each result bitwise
+  # equal to the same op run alone; --strict: no family may be refused.
+  if "$build/tests/torture" --backend cuda --strict --long -t 16 -s "${GPU_CHECK_TORTURE_SECONDS:-120}" \
+       >"$logs/torture-cuda.log" 2>&1; then
+    note "torture (GPU, 16 threads, all six families): $(tail -1 "$logs/torture-cuda.log")"
+  else
+    tail -15 "$logs/torture-cuda.log"
+    note "torture (GPU): FAILED: $(tail -1 "$logs/torture-cuda.log")"
+    fail=1
+  fi
   note "CUDA tests took $(( $(date +%s) - t0 )) s"
 fi
 if has ctest; then
   t0=$(date +%s)
-  if ctest --test-dir "$build" -j 8 --timeout 300 --output-on-failure -E 'test_cuda|test_cross_backend' \
+  if ctest --test-dir "$build" -j 8 --timeout 300 --output-on-failure -E 'test_cuda|test_cross_backend|test_cuda_linalg' \
        >"$logs/ctest.log" 2>&1; then
     note "ctest (all other tests): $(grep -E 'tests passed' "$logs/ctest.log")"
   else
@@ -110,7 +124,10 @@ if has sanitize; then
     t0=$(date +%s)
     sanitize memcheck test_cuda ""
     sanitize memcheck test_cross_backend ""
+    sanitize memcheck test_cuda_linalg ""
     sanitize racecheck test_cross_backend matmul_random_small
+    sanitize racecheck test_cuda_linalg lu_factor_rectangular
+    sanitize racecheck test_cuda_linalg lu_factor_batched
     if [ "${GPU_CHECK_QUICK:-0}" != 1 ]; then
       sanitize racecheck test_cross_backend layer_norm_rows
       sanitize synccheck test_cross_backend matmul_tiles_and_layouts
@@ -146,6 +163,7 @@ fi
 # ------------------------------------------------------------------ benchmarks
 if has bench; then
   "$build/cuda_bench" 15 2>&1 | tee "$logs/bench-alloy.log"
+  "$build/cuda_linalg" 7 time 2>&1 | tee -a "$logs/bench-alloy.log"
   python3 - <<'PY' 2>&1 | tee "$logs/bench-torch.log"
 import statistics, torch
 torch.backends.cuda.matmul.allow_tf32 = False
@@ -191,6 +209,7 @@ cp("f32_8192sq", torch.float32, torch.float32, 8192)
 cp("f32_to_bf16_8192sq", torch.float32, torch.bfloat16, 8192)
 cp("f32_transpose_8192sq", torch.float32, torch.float32, 8192, transpose=True)
 PY
+  python3 bench/torch_linalg.py 7 2>&1 | tee -a "$logs/bench-torch.log"
   python3 - "$logs/bench-alloy.log" "$logs/bench-torch.log" <<'PY' | tee "$logs/bench-summary.txt"
 import sys
 rows = {}

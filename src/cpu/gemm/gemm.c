@@ -15,7 +15,7 @@ static size_t round64(size_t x) { return (x + 63) & ~(size_t)63; }
 
 void alloy__gemm_max_tile(const alloy__cpu_kernels *kt, int f64, int64_t *mt, int64_t *nt)
 {
-    *mt = blocking(kt, f64)->mc;
+    *mt = blocking(kt, f64)->mt;
     *nt = blocking(kt, f64)->nc;
 }
 
@@ -49,15 +49,19 @@ alloy__gemm_tiling alloy__gemm_plan(const alloy__cpu_kernels *kt, int f64, int64
 {
     const alloy__gemm_blocking *bk = blocking(kt, f64);
     alloy__gemm_tiling t;
-    t.mt = m < bk->mc ? round_up(m > 0 ? m : 1, bk->mr) : bk->mc;
+    t.mt = m < bk->mt ? round_up(m > 0 ? m : 1, bk->mr) : bk->mt;
     t.nt = n < bk->nc ? round_up(n > 0 ? n : 1, bk->nr) : bk->nc;
-    /* Narrow the tiles until there are enough, columns first: a tile's height is how many
-     * times each B sliver is reused from L1, so it is the last thing to give up. */
+    /* Narrow the tiles until there are enough: first the height above MC (rows swept
+     * under one B block), then the columns, then the rest of the height: below MC a
+     * tile's height is how many times each B sliver is reused from L1, so it is the last
+     * thing to give up. */
     for (;;) {
         int64_t tiles = ceil_div(m, t.mt) * ceil_div(n, t.nt);
         if (tiles >= want)
             break;
-        if (t.nt > 4 * bk->nr)
+        if (t.mt > bk->mc)
+            t.mt = round_up(t.mt / 2, bk->mr);
+        else if (t.nt > 4 * bk->nr)
             t.nt = round_up(t.nt / 2, bk->nr);
         else if (t.mt > 2 * bk->mr)
             t.mt = round_up(t.mt / 2, bk->mr);

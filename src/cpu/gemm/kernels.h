@@ -9,20 +9,27 @@
  * sliver is kc rows of NR. Because the accumulator goes
  * through memory at full precision between calls, every element of A @ B is the same
  * chain of FMAs from 0 in k order whatever the block sizes, the tiling or the ISA: all
- * kernels give bitwise identical products. */
+ * kernels give bitwise identical products.
+ *
+ * next is a hint with no effect on the result: NULL, or the start of
+ * kc * ALLOY__UKR_PREFETCH_PER_K bytes that the kernel may prefetch into L2 while it runs
+ * (the driver points it at this call's part of the B sliver that comes next, so that the
+ * sliver is in L2, not L3, when its first call starts). */
 #ifndef ALLOY_CPU_GEMM_KERNELS_H
 #define ALLOY_CPU_GEMM_KERNELS_H
 
-#include "alloy.h"
 #include "../norm_rows.h"
+#include "alloy.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
+#define ALLOY__UKR_PREFETCH_PER_K 32
+
 typedef void (*alloy__ukr_f32)(int64_t kc, const float *a, const float *b, float *acc,
-                               int64_t ldacc, int accumulate);
+                               int64_t ldacc, int accumulate, const void *next);
 typedef void (*alloy__ukr_f64)(int64_t kc, const double *a, const double *b, double *acc,
-                               int64_t ldacc, int accumulate);
+                               int64_t ldacc, int accumulate, const void *next);
 
 /* Skinny kernel for m <= 4 rows of A against a row-major B (ldb), any n:
  *   acc[i * ldacc + j] = (accumulate ? acc[i * ldacc + j] : 0)
@@ -43,7 +50,9 @@ typedef void (*alloy__axpy_f64)(int64_t n, double a, const double *x, double *y)
 typedef struct alloy__gemm_blocking {
     int mr, nr; /* microkernel tile */
     int kc;     /* depth of one packed block */
-    int mc, nc; /* largest task tile (multiples of mr, nr) */
+    int mc;     /* rows of one packed A block (a multiple of mr) */
+    int nc;     /* widest task tile, the width of one B block (a multiple of nr) */
+    int mt;     /* tallest task tile (a multiple of mc): the rows swept under one B block */
 } alloy__gemm_blocking;
 
 typedef struct alloy__cpu_kernels {

@@ -10,8 +10,9 @@
 #define ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
 
 static void ukr_f32(int64_t kc, const float *a, const float *b, float *acc, int64_t ldacc,
-                    int accumulate)
+                    int accumulate, const void *next)
 {
+    (void)next;
 #define DECL(i) __m256 c##i##0, c##i##1;
     ROWS(DECL)
 #undef DECL
@@ -32,7 +33,7 @@ static void ukr_f32(int64_t kc, const float *a, const float *b, float *acc, int6
         __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
 #define STEP(i)                                                                                    \
     {                                                                                              \
-        __m256 ai = _mm256_broadcast_ss(a + (i)*KC + k);                                                  \
+        __m256 ai = _mm256_broadcast_ss(a + (i)*KC + k);                                           \
         c##i##0 = _mm256_fmadd_ps(ai, b0, c##i##0);                                                \
         c##i##1 = _mm256_fmadd_ps(ai, b1, c##i##1);                                                \
     }
@@ -48,8 +49,9 @@ static void ukr_f32(int64_t kc, const float *a, const float *b, float *acc, int6
 }
 
 static void ukr_f64(int64_t kc, const double *a, const double *b, double *acc, int64_t ldacc,
-                    int accumulate)
+                    int accumulate, const void *next)
 {
+    (void)next;
 #define DECL(i) __m256d c##i##0, c##i##1;
     ROWS(DECL)
 #undef DECL
@@ -70,7 +72,7 @@ static void ukr_f64(int64_t kc, const double *a, const double *b, double *acc, i
         __m256d b0 = _mm256_load_pd(b), b1 = _mm256_load_pd(b + 4);
 #define STEP(i)                                                                                    \
     {                                                                                              \
-        __m256d ai = _mm256_broadcast_sd(a + (i)*KC + k);                                                 \
+        __m256d ai = _mm256_broadcast_sd(a + (i)*KC + k);                                          \
         c##i##0 = _mm256_fmadd_pd(ai, b0, c##i##0);                                                \
         c##i##1 = _mm256_fmadd_pd(ai, b1, c##i##1);                                                \
     }
@@ -132,8 +134,8 @@ static void ukr_f64(int64_t kc, const double *a, const double *b, double *acc, i
 static const alloy__cpu_kernels avx2 = {
     "avx2",
     ALLOY_CPU_KERNEL_AVX2,
-    {MR, 16, KC, 120, 512},
-    {MR, 8, KC, 96, 256},
+    {MR, 16, KC, 120, 512, 120},
+    {MR, 8, KC, 96, 256, 96},
     ukr_f32,
     ukr_f64,
     alloy__norm_row_f32_avx2,

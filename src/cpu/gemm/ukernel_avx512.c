@@ -11,7 +11,7 @@
 #define ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
 
 static void ukr_f32(int64_t kc, const float *a, const float *b, float *acc, int64_t ldacc,
-                    int accumulate)
+                    int accumulate, const void *next)
 {
 #define DECL(i) __m512 c##i##0, c##i##1;
     ROWS(DECL)
@@ -29,18 +29,33 @@ static void ukr_f32(int64_t kc, const float *a, const float *b, float *acc, int6
         ROWS(ZERO)
 #undef ZERO
     }
-    for (int64_t k = 0; k < kc; k++) {
-        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
 #define STEP(i)                                                                                    \
     {                                                                                              \
-        __m512 ai = _mm512_set1_ps(a[(i)*KC + k]);                                                          \
+        __m512 ai = _mm512_set1_ps(a[(i)*KC + k]);                                                 \
         c##i##0 = _mm512_fmadd_ps(ai, b0, c##i##0);                                                \
         c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1);                                                \
     }
-        ROWS(STEP)
-#undef STEP
-        b += 32;
+#define KSTEP                                                                                      \
+    {                                                                                              \
+        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);                                \
+        ROWS(STEP)                                                                                 \
+        b += 32;                                                                                   \
+        k++;                                                                                       \
     }
+    int64_t k = 0;
+    if (next) {
+        /* kc * 32 bytes from next into L2, a line every two steps (each line asked twice) */
+        /* a prefetch a step: each line of `next` is asked for twice */
+        const char *pf = (const char *)next;
+        for (; k < kc; pf += ALLOY__UKR_PREFETCH_PER_K) {
+            _mm_prefetch(pf, _MM_HINT_T1);
+            KSTEP
+        }
+    }
+    while (k < kc)
+        KSTEP
+#undef KSTEP
+#undef STEP
 #define STORE(i)                                                                                   \
     _mm512_storeu_ps(acc + (i)*ldacc, c##i##0);                                                    \
     _mm512_storeu_ps(acc + (i)*ldacc + 16, c##i##1);
@@ -49,7 +64,7 @@ static void ukr_f32(int64_t kc, const float *a, const float *b, float *acc, int6
 }
 
 static void ukr_f64(int64_t kc, const double *a, const double *b, double *acc, int64_t ldacc,
-                    int accumulate)
+                    int accumulate, const void *next)
 {
 #define DECL(i) __m512d c##i##0, c##i##1;
     ROWS(DECL)
@@ -67,18 +82,31 @@ static void ukr_f64(int64_t kc, const double *a, const double *b, double *acc, i
         ROWS(ZERO)
 #undef ZERO
     }
-    for (int64_t k = 0; k < kc; k++) {
-        __m512d b0 = _mm512_load_pd(b), b1 = _mm512_load_pd(b + 8);
 #define STEP(i)                                                                                    \
     {                                                                                              \
-        __m512d ai = _mm512_set1_pd(a[(i)*KC + k]);                                                         \
+        __m512d ai = _mm512_set1_pd(a[(i)*KC + k]);                                                \
         c##i##0 = _mm512_fmadd_pd(ai, b0, c##i##0);                                                \
         c##i##1 = _mm512_fmadd_pd(ai, b1, c##i##1);                                                \
     }
-        ROWS(STEP)
-#undef STEP
-        b += 16;
+#define KSTEP                                                                                      \
+    {                                                                                              \
+        __m512d b0 = _mm512_load_pd(b), b1 = _mm512_load_pd(b + 8);                                \
+        ROWS(STEP)                                                                                 \
+        b += 16;                                                                                   \
+        k++;                                                                                       \
     }
+    int64_t k = 0;
+    if (next) {
+        const char *pf = (const char *)next;
+        for (; k < kc; pf += ALLOY__UKR_PREFETCH_PER_K) {
+            _mm_prefetch(pf, _MM_HINT_T1);
+            KSTEP
+        }
+    }
+    while (k < kc)
+        KSTEP
+#undef KSTEP
+#undef STEP
 #define STORE(i)                                                                                   \
     _mm512_storeu_pd(acc + (i)*ldacc, c##i##0);                                                    \
     _mm512_storeu_pd(acc + (i)*ldacc + 8, c##i##1);
@@ -133,8 +161,8 @@ static void ukr_f64(int64_t kc, const double *a, const double *b, double *acc, i
 static const alloy__cpu_kernels avx512 = {
     "avx512",
     ALLOY_CPU_KERNEL_AVX512,
-    {MR, 32, KC, 144, 512},
-    {MR, 16, KC, 96, 256},
+    {MR, 32, KC, 144, 512, 144},
+    {MR, 16, KC, 96, 256, 96},
     ukr_f32,
     ukr_f64,
     alloy__norm_row_f32_avx512,

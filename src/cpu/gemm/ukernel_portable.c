@@ -8,8 +8,9 @@
 enum { MR_S = 4, NR_S = 16, MR_D = 4, NR_D = 8, KC = 256 /* packed A row stride */ };
 
 static void ukr_f32(int64_t kc, const float *a, const float *b, float *acc, int64_t ldacc,
-                    int accumulate)
+                    int accumulate, const void *next)
 {
+    (void)next;
     float c[MR_S][NR_S];
     for (int i = 0; i < MR_S; i++)
         for (int j = 0; j < NR_S; j++)
@@ -26,8 +27,9 @@ static void ukr_f32(int64_t kc, const float *a, const float *b, float *acc, int6
 }
 
 static void ukr_f64(int64_t kc, const double *a, const double *b, double *acc, int64_t ldacc,
-                    int accumulate)
+                    int accumulate, const void *next)
 {
+    (void)next;
     double c[MR_D][NR_D];
     for (int i = 0; i < MR_D; i++)
         for (int j = 0; j < NR_D; j++)
@@ -43,8 +45,8 @@ static void ukr_f64(int64_t kc, const double *a, const double *b, double *acc, i
             acc[i * ldacc + j] = c[i][j];
 }
 
-static void gemv_f32(int64_t kc, int64_t m, int64_t n, const float *a, int64_t lda,
-                     const float *b, int64_t ldb, float *acc, int64_t ldacc, int accumulate)
+static void gemv_f32(int64_t kc, int64_t m, int64_t n, const float *a, int64_t lda, const float *b,
+                     int64_t ldb, float *acc, int64_t ldacc, int accumulate)
 {
     if (!accumulate)
         for (int64_t i = 0; i < m; i++)
@@ -88,8 +90,8 @@ static void axpy_f64(int64_t n, double a, const double *x, double *y)
 static const alloy__cpu_kernels portable = {
     "portable",
     ALLOY_CPU_KERNEL_PORTABLE,
-    {MR_S, NR_S, KC, 128, 512},
-    {MR_D, NR_D, KC, 64, 256},
+    {MR_S, NR_S, KC, 128, 512, 128},
+    {MR_D, NR_D, KC, 64, 256, 64},
     ukr_f32,
     ukr_f64,
     alloy__norm_row_f32_portable,
