@@ -113,7 +113,7 @@ static alloy_status cluster_panel(alloy__cu_device *cu, CUstream s, alloy_cu_lu_
     cfg.gridDimX = ALLOY_CU_LU_CLUSTER;
     cfg.gridDimY = alloy__cu_grid_y(batch);
     cfg.gridDimZ = 1;
-    cfg.blockDimX = ALLOY_CU_LU_CLUSTER_THREADS;
+    cfg.blockDimX = f64 ? ALLOY_CU_LU_CLUSTER_THREADS_F64 : ALLOY_CU_LU_CLUSTER_THREADS_F32;
     cfg.blockDimY = 1;
     cfg.blockDimZ = 1;
     cfg.sharedMemBytes = (unsigned)(rpb * lu_ld(jb) * es);

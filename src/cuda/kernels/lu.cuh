@@ -408,12 +408,15 @@ template <typename T> __device__ void alloy_cu_lu_cpanel(const alloy_cu_lu_param
             }
             const bool small = !(fabs(pv) >= alloy_cu_lu_limits<T>::sfmin());
             const T rcp = (T)1 / pv;
-            for (int64_t r = (k + 1 > r0 ? k + 1 : r0) + tid; r < r1; r += nt) {
-                T *sr = S + (r - r0) * ld;
-                const T l = small ? sr[k] / pv : sr[k] * rcp;
-                sr[k] = l;
-                for (int64_t c = k + 1; c < jb; c++)
-                    sr[c] = fma(-l, prow[c], sr[c]);
+            const int ki = (int)k;
+            for (int r = (int)((k + 1 > r0 ? k + 1 : r0) - r0) + tid; r < mine; r += nt) {
+                T *sr = S + r * (int)ld;
+                const T l = small ? sr[ki] / pv : sr[ki] * rcp;
+                sr[ki] = l;
+#pragma unroll
+                for (int c = 0; c < ALLOY_CU_LU_PANEL; c++)
+                    if (c > ki && c < jbi)
+                        sr[c] = fma(-l, prow[c], sr[c]);
             }
             __syncthreads();
         }
@@ -519,7 +522,7 @@ __device__ __forceinline__ void alloy_cu_lu_info_zero(const alloy_cu_lu_params &
     }
 }
 
-#define ALLOY_CU_LU_KERNELS(name, T)                                                               \
+#define ALLOY_CU_LU_KERNELS(name, T, CLUSTER_THREADS)                                              \
     extern "C" __global__ void __launch_bounds__(1024) alloy_lu_panel_##name(                     \
         const alloy_cu_lu_params p)                                                                \
     {                                                                                              \
@@ -532,7 +535,7 @@ __device__ __forceinline__ void alloy_cu_lu_info_zero(const alloy_cu_lu_params &
         if (!alloy_cu_guarded(p.guard))                                                            \
             alloy_cu_lu_warp<T>(p);                                                                \
     }                                                                                              \
-    extern "C" __global__ void __launch_bounds__(ALLOY_CU_LU_CLUSTER_THREADS)                     \
+    extern "C" __global__ void __launch_bounds__(CLUSTER_THREADS)                                 \
         alloy_lu_cpanel_##name(const alloy_cu_lu_params p)                                         \
     {                                                                                              \
         /* every block of a cluster reads the same guard: all return, or none */                  \

@@ -150,7 +150,8 @@ typedef struct alloy_cu_norm_params {
 #define ALLOY_CU_LU_PANEL 32
 #define ALLOY_CU_LU_CHUNK 8
 #define ALLOY_CU_LU_CLUSTER 8 /* blocks of a cluster panel (sm_90): the portable maximum */
-#define ALLOY_CU_LU_CLUSTER_THREADS 512
+#define ALLOY_CU_LU_CLUSTER_THREADS_F32 1024 /* f64 at 1024 threads would spill registers */
+#define ALLOY_CU_LU_CLUSTER_THREADS_F64 512
 #define ALLOY_CU_LU_OUTER 256 /* columns between trailing updates (the GEMM's k) */
 #define ALLOY_CU_TRSM_NB_F32 64
 #define ALLOY_CU_TRSM_NB_F64 32

@@ -13,6 +13,7 @@
 template <typename T, int NB> __device__ void alloy_cu_trsm_diag(const alloy_cu_trsm_params &p)
 {
     __shared__ T sL[NB][NB + 1];
+    __shared__ T sX[NB][ALLOY_CU_TRSM_TC];
     if (alloy_cu_guarded(p.guard))
         return;
     const int tid = threadIdx.x, nt = blockDim.x;
@@ -44,28 +45,26 @@ template <typename T, int NB> __device__ void alloy_cu_trsm_diag(const alloy_cu_
         }
         __syncthreads();
         if (c < p.ncols) {
-            /* A thread per column of B, held in registers: no barrier inside the solve. */
+            /* A thread per column of B, the column in its own slice of shared memory: no
+             * barrier inside the solve, and loops small enough for the instruction cache
+             * (fully unrolled into registers, a 64-row solve is ~6k instructions that one
+             * or two warps an SM would fetch from L2). */
             T *col = (T *)p.b + off[1] + c * p.b_cs;
-            T x[NB];
-#pragma unroll
-            for (int i = 0; i < NB; i++) {
-                T v = i < R ? col[(int64_t)i * p.b_rs] : (T)0;
-                x[i] = p.scale ? (T)p.alpha * v : v;
+#pragma unroll 8
+            for (int i = 0; i < R; i++) {
+                T v = col[(int64_t)i * p.b_rs];
+                sX[i][tid] = p.scale ? (T)p.alpha * v : v;
             }
-#pragma unroll
-            for (int i = 0; i < NB; i++) {
-                if (i < R) {
-                    T v = x[i];
-#pragma unroll
-                    for (int q = 0; q < i; q++)
-                        v = fma(-sL[i][q], x[q], v);
-                    x[i] = p.unit ? v : v / sL[i][i];
-                }
+            for (int i = 0; i < R; i++) {
+                T v = sX[i][tid];
+#pragma unroll 8
+                for (int q = 0; q < i; q++)
+                    v = fma(-sL[i][q], sX[q][tid], v);
+                sX[i][tid] = p.unit ? v : v / sL[i][i];
             }
-#pragma unroll
-            for (int i = 0; i < NB; i++)
-                if (i < R)
-                    col[(int64_t)i * p.b_rs] = x[i];
+#pragma unroll 8
+            for (int i = 0; i < R; i++)
+                col[(int64_t)i * p.b_rs] = sX[i][tid];
         }
         __syncthreads(); /* the next entry reuses sL */
     }
