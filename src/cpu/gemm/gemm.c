@@ -59,11 +59,10 @@ alloy__gemm_tiling alloy__gemm_plan(const alloy__cpu_kernels *kt, int f64, int64
         int64_t tiles = ceil_div(m, t.mt) * ceil_div(n, t.nt);
         if (tiles >= want)
             break;
-        if (t.mt > bk->mc)
-            t.mt = round_up(t.mt / 2, bk->mr);
-        else if (t.nt > 4 * bk->nr)
+        const int narrow = t.mt <= bk->mc && t.nt > 4 * bk->nr;
+        if (narrow)
             t.nt = round_up(t.nt / 2, bk->nr);
-        else if (t.mt > 2 * bk->mr)
+        else if (t.mt > bk->mc || t.mt > 2 * bk->mr)
             t.mt = round_up(t.mt / 2, bk->mr);
         else
             break;
