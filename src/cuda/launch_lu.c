@@ -122,6 +122,11 @@ static alloy_status cluster_panel(alloy__cu_device *cu, CUstream s, alloy_cu_lu_
     cfg.numAttrs = 1;
     void *args[1] = {p};
     CUresult r = cu->drv.LaunchKernelEx(&cfg, cu->lu_cpanel[f64], args, NULL);
+    /* A cluster this GPU cannot place (a MIG slice without eight SMs in a GPC, say), or
+     * that does not fit beside the kernel's resources: the caller falls back to the
+     * one-block panel. Both are refusals at launch, not sticky errors. */
+    if (r == CUDA_ERROR_INVALID_CLUSTER_SIZE || r == CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES)
+        return ALLOY_ERR_UNSUPPORTED;
     return r == CUDA_SUCCESS ? ALLOY_OK : alloy__cu_error(cu, r, "cuLaunchKernelEx", err, cap);
 }
 
@@ -171,12 +176,11 @@ alloy_status alloy__cu_launch_lu_factor(alloy__cu_device *cu, CUstream s, const 
         for (int64_t j = J; j < J + JB && st == ALLOY_OK;) {
             int64_t jb = J + JB - j < ALLOY_CU_LU_PANEL ? J + JB - j : ALLOY_CU_LU_PANEL;
             const int64_t cw = cluster_width(cu, m - j, jb, es);
-            if (cw > 0) {
+            st = ALLOY_ERR_UNSUPPORTED;
+            if (cw > 0 && (st = cluster_panel(cu, s, &p, f64, j, cw, count, err, cap)) == ALLOY_OK)
                 jb = cw;
-                st = cluster_panel(cu, s, &p, f64, j, jb, count, err, cap);
-            } else {
+            else if (st == ALLOY_ERR_UNSUPPORTED)
                 st = panel(cu, s, &p, f64, j, jb, chunk_for(cu, m - j, jb, es), count, err, cap);
-            }
             if (st == ALLOY_OK)
                 st = laswp(cu, s, lu, f64, guard, J, J + JB, j, j + jb, j, j + jb, err, cap);
             const int64_t right = J + JB - j - jb, below = m - j - jb;
