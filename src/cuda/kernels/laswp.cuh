@@ -2,7 +2,7 @@
  *
  * laswp: a thread per column applies the interchanges in order. Applied one by one, each
  * interchange waits for the loads of the one before (they may touch the same rows), so a
- * column would take k1 - k0 memory latencies; instead a group at a time is checked for
+ * column would take k1 - k0 memory latencies; instead eight at a time are checked for
  * independence (no row appears twice among them) and then loaded and stored together,
  * falling back to one by one only for the groups that share a row. */
 #ifndef ALLOY_CUDA_KERNELS_LASWP_CUH
@@ -10,18 +10,13 @@
 
 #include "common.cuh"
 
-/* Interchanges checked and moved together: 32 (f32) or 16 (f64) keep the values in
- * registers. A chain of n interchanges then waits out n / G memory latencies, not n (lu_solve
- * of 4096 rows: 1.7 ms with groups of 8). */
-template <typename T> struct alloy_cu_laswp_group {
-    static const int value = sizeof(T) == 4 ? 32 : 16;
-};
+#define ALLOY_CU_LASWP_GROUP 8
 
 template <typename T> __device__ void alloy_cu_laswp(const alloy_cu_laswp_params &p)
 {
     if (alloy_cu_guarded(p.guard))
         return;
-    const int G = alloy_cu_laswp_group<T>::value;
+    const int G = ALLOY_CU_LASWP_GROUP;
     const int64_t skipped = p.skip1 - p.skip0, span = p.c1 - p.c0 - skipped;
     const int64_t npiv = p.k1 - p.k0;
     for (int64_t e = blockIdx.y; e < p.batch.count; e += gridDim.y) {
@@ -37,14 +32,14 @@ template <typename T> __device__ void alloy_cu_laswp(const alloy_cu_laswp_params
             T *col = A + c * p.cs;
             for (int64_t g = 0; g < npiv; g += G) {
                 const int len = npiv - g < G ? (int)(npiv - g) : G;
-                int32_t k[G] = {0}, r[G] = {0}; /* rows < 2^31: pivots are int32 */
+                int64_t k[G] = {0}, r[G] = {0};
                 bool independent = true;
 #pragma unroll
                 for (int i = 0; i < G; i++) {
                     if (i < len) {
                         /* reverse: the group's interchanges last to first */
-                        k[i] = (int32_t)(p.reverse ? p.k1 - 1 - (g + i) : p.k0 + g + i);
-                        r[i] = piv[k[i] * p.piv_stride] - 1;
+                        k[i] = p.reverse ? p.k1 - 1 - (g + i) : p.k0 + g + i;
+                        r[i] = (int64_t)piv[k[i] * p.piv_stride] - 1;
                     }
                 }
 #pragma unroll
@@ -69,9 +64,8 @@ template <typename T> __device__ void alloy_cu_laswp(const alloy_cu_laswp_params
                             col[r[i] * p.rs] = vk[i];
                         }
                 } else {
-#pragma unroll /* static indices: the arrays stay in registers */
-                    for (int i = 0; i < G; i++)
-                        if (i < len && r[i] != k[i]) {
+                    for (int i = 0; i < len; i++)
+                        if (r[i] != k[i]) {
                             T t = col[k[i] * p.rs];
                             col[k[i] * p.rs] = col[r[i] * p.rs];
                             col[r[i] * p.rs] = t;

@@ -3,8 +3,8 @@
  * launch_trsm.c turns every variant into this form (transposes and reversals are views)
  * and recurses above NB rows, with the off-diagonal updates as GEMMs.
  *
- * Row r of X is b_r minus its updates summed as four interleaved FMA chains (q mod 4), then
- * one division: a fixed order, so every run and every column gives the same bits. */
+ * Row r of X gets its updates as FMAs in increasing column order, then one division, as
+ * the CPU's substitution does. */
 #ifndef ALLOY_CUDA_KERNELS_TRSM_CUH
 #define ALLOY_CUDA_KERNELS_TRSM_CUH
 
@@ -56,19 +56,10 @@ template <typename T, int NB> __device__ void alloy_cu_trsm_diag(const alloy_cu_
                 sX[i][tid] = p.scale ? (T)p.alpha * v : v;
             }
             for (int i = 0; i < R; i++) {
-                /* Four partial sums in a fixed order (q mod 4), so the chain a thread waits
-                 * on is a quarter as long; the same for every column and every run. */
-                T s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-                int q = 0;
-                for (; q + 4 <= i; q += 4) {
-                    s0 = fma(sL[i][q], sX[q][tid], s0);
-                    s1 = fma(sL[i][q + 1], sX[q + 1][tid], s1);
-                    s2 = fma(sL[i][q + 2], sX[q + 2][tid], s2);
-                    s3 = fma(sL[i][q + 3], sX[q + 3][tid], s3);
-                }
-                for (; q < i; q++)
-                    s0 = fma(sL[i][q], sX[q][tid], s0);
-                const T v = sX[i][tid] - ((s0 + s1) + (s2 + s3));
+                T v = sX[i][tid];
+#pragma unroll 8
+                for (int q = 0; q < i; q++)
+                    v = fma(-sL[i][q], sX[q][tid], v);
                 sX[i][tid] = p.unit ? v : v / sL[i][i];
             }
 #pragma unroll 8
