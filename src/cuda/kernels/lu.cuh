@@ -433,7 +433,12 @@ template <typename T> __device__ void alloy_cu_lu_cpanel(const alloy_cu_lu_param
 }
 
 /* Matrices of at most 32 x 32, a warp each: lane r holds row r in registers, so a column
- * step is a few shuffles and no barrier (10000 x 32x32 is 2500 blocks of four warps). */
+ * step is a few shuffles and no barrier (10000 x 32x32 is 2500 blocks of four warps). Rows
+ * are never moved between lanes: each lane keeps the row position its data has reached
+ * (pos), the interchanges only swap positions, and the rows are stored to their final
+ * positions at the end. A column step is then an argmax over the lanes still below the
+ * diagonal (ties to the smallest position, LAPACK's first row) and the pivot row's
+ * entries right of the diagonal, broadcast. */
 template <typename T> __device__ void alloy_cu_lu_warp(const alloy_cu_lu_params &p)
 {
     const unsigned full = 0xffffffffu;
@@ -449,29 +454,32 @@ template <typename T> __device__ void alloy_cu_lu_warp(const alloy_cu_lu_params 
 #pragma unroll
         for (int c = 0; c < 32; c++)
             row[c] = lane < m && c < n ? A[lane * p.rs + c * p.cs] : (T)0;
+        int pos = lane; /* the row this lane's data sits in now */
         int32_t info = 0;
 #pragma unroll
         for (int k = 0; k < 32; k++) {
             if (k >= mn)
                 break;
-            /* Butterfly argmax: every lane ends with the same first largest magnitude. */
+            /* Butterfly argmax over positions k..m-1: every lane ends with the same. */
             T v = fabs(row[k]);
             if (isnan(v))
                 v = (T)-1;
-            if (lane < k || lane >= m)
+            if (pos < k || pos >= m)
                 v = (T)-2;
-            int bi = lane;
+            int bp = pos;
 #pragma unroll
             for (int o = 16; o > 0; o /= 2) {
                 T ov = __shfl_xor_sync(full, v, o);
-                int oi = __shfl_xor_sync(full, bi, o);
-                if (ov > v || (ov == v && oi < bi)) {
+                int op = __shfl_xor_sync(full, bp, o);
+                if (ov > v || (ov == v && op < bp)) {
                     v = ov;
-                    bi = oi;
+                    bp = op;
                 }
             }
-            const int pr = isnan(__shfl_sync(full, row[k], k)) ? k : bi;
-            const T pv = __shfl_sync(full, row[k], pr);
+            const int lk = __ffs(__ballot_sync(full, pos == k)) - 1; /* holds position k */
+            const int pr = isnan(__shfl_sync(full, row[k], lk)) ? k : bp;
+            const int lp = __ffs(__ballot_sync(full, pos == pr)) - 1; /* holds position pr */
+            const T pv = __shfl_sync(full, row[k], lp);
             if (lane == 0)
                 piv[k * p.piv_stride] = pr + 1;
             if (pv == (T)0) {
@@ -479,33 +487,28 @@ template <typename T> __device__ void alloy_cu_lu_warp(const alloy_cu_lu_params 
                     info = k + 1; /* an exactly zero column: nothing swapped or divided */
                 continue;
             }
-            /* u: the pivot row (row k once swapped); lane pr takes the old row k. */
-            T u[32];
-#pragma unroll
-            for (int c = 0; c < 32; c++) {
-                u[c] = __shfl_sync(full, row[c], pr);
-                if (pr != k) {
-                    const T old = __shfl_sync(full, row[c], k);
-                    if (lane == k)
-                        row[c] = u[c];
-                    else if (lane == pr)
-                        row[c] = old;
-                }
-            }
-            if (lane > k && lane < m) {
-                const bool small = !(fabs(pv) >= alloy_cu_lu_limits<T>::sfmin());
-                const T l = small ? row[k] / pv : row[k] * ((T)1 / pv);
+            if (lane == lp)
+                pos = k;
+            else if (lane == lk)
+                pos = pr;
+            const bool below = pos > k && pos < m;
+            const bool small = !(fabs(pv) >= alloy_cu_lu_limits<T>::sfmin());
+            const T l = small ? row[k] / pv : row[k] * ((T)1 / pv);
+            if (below)
                 row[k] = l;
 #pragma unroll
-                for (int c = 0; c < 32; c++)
-                    if (c > k && c < n)
-                        row[c] = fma(-l, u[c], row[c]);
+            for (int c = k + 1; c < 32; c++) {
+                if (c < n) {
+                    const T u = __shfl_sync(full, row[c], lp);
+                    if (below)
+                        row[c] = fma(-l, u, row[c]);
+                }
             }
         }
 #pragma unroll
         for (int c = 0; c < 32; c++)
             if (lane < m && c < n)
-                A[lane * p.rs + c * p.cs] = row[c];
+                A[pos * p.rs + c * p.cs] = row[c];
         if (lane == 0)
             ((int32_t *)p.info)[off[2]] = info;
     }
