@@ -44,8 +44,8 @@ static void ukr_f32(int64_t kc, const float *a, const float *b, float *acc, int6
     }
     int64_t k = 0;
     if (next) {
-        /* kc * 32 bytes from next into L2, a line every two steps (each line asked twice) */
-        /* a prefetch a step: each line of `next` is asked for twice */
+        /* kc * 32 bytes of `next` into L2, a prefetch a step: each 64-byte line is asked
+         * for twice */
         const char *pf = (const char *)next;
         for (; k < kc; pf += ALLOY__UKR_PREFETCH_PER_K) {
             _mm_prefetch(pf, _MM_HINT_T1);
