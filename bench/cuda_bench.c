@@ -9,35 +9,13 @@
  *   alloy <name> <ms per op> <TFLOPS or GB/s>
  * scripts/gpu-check.sh runs it beside PyTorch on the same GPU. */
 #include "alloy.h"
+#include "cuda_bench_util.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#define CHECK(expr)                                                                                \
-    do {                                                                                           \
-        alloy_status s_ = (expr);                                                                  \
-        if (s_ != ALLOY_OK) {                                                                      \
-            fprintf(stderr, "%s:%d: %s: %s (%s)\n", __FILE__, __LINE__, #expr,                     \
-                    alloy_status_string(s_), alloy_last_error());                                  \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 /* Random storage of dtype t (values in [-1, 1)). */
 static alloy_buffer *random_buffer(alloy_device *dev, alloy_dtype t, size_t count, unsigned seed)

@@ -8,35 +8,13 @@
  * In-place ops are timed with the copy that restores their input in the same command
  * buffer (torch.linalg.lu_factor and solve_triangular copy their inputs too). */
 #include "alloy.h"
+#include "cuda_bench_util.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#define CHECK(expr)                                                                                \
-    do {                                                                                           \
-        alloy_status s_ = (expr);                                                                  \
-        if (s_ != ALLOY_OK) {                                                                      \
-            fprintf(stderr, "%s:%d: %s: %s (%s)\n", __FILE__, __LINE__, #expr,                     \
-                    alloy_status_string(s_), alloy_last_error());                                  \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 static void fill(void *h, alloy_dtype t, size_t count, unsigned seed, double diag, int64_t n)
 {
