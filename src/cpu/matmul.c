@@ -1,37 +1,45 @@
 /* matmul on the CPU: output tiles of every batch entry, one task each. When B is reused
  * by several row tiles (or shared by batch entries), a first phase packs it once into the
- * queue's workspace and every tile reads that (BLIS's shared B panel); otherwise each
- * tile packs its own. Both give the same bits: a product element is one FMA chain
- * whatever the packing or tiling. M <= 4 against a row-major B takes the skinny kernel
- * (same chains). When there are few tiles but a long K, K is split into chunks fixed by
- * the shape: partial products in one phase, summed in chunk order in the next. */
+ * queue's workspace and every tile reads that (BLIS's shared B panel); A likewise when
+ * several column tiles (or entries) read its rows; otherwise each tile packs its own. Both give the
+ * same bits: a product element is one FMA chain whatever the packing or tiling. M <= 4 against a
+ * row-major B takes the skinny kernel (same chains). When there are few tiles but a long K, K is
+ * split into chunks fixed by the shape: partial products in one phase, summed in chunk order in the
+ * next. */
 #include "cpu.h"
 #include "gemm/gemm.h"
 
 typedef struct matmul_exec {
     int skinny; /* m <= 4 against a row-major B: column blocks through the skinny kernel */
     alloy__gemm_tiling tiling;
-    int64_t tiles;   /* per batch entry */
-    int64_t per;     /* tiles per task */
+    int64_t tiles; /* per batch entry */
+    int64_t per;   /* tiles per task */
     uint64_t ntasks;
     /* split K: nsplit chunks of kchunk, partials in the queue's workspace */
     int64_t nsplit, kchunk;
     void *parts;
-    /* shared packed B */
-    int prepack;
-    int64_t b_entries;          /* distinct B matrices packed (1 when B is broadcast) */
-    int64_t kblocks, nblocks;   /* pack tasks per entry */
-    size_t packed_size;         /* bytes per entry */
-    void *packed;
+    /* shared packed B and A */
+    int prepack;              /* B packed in the first phase */
+    int prepack_a;            /* A packed in the first phase */
+    int64_t b_entries;        /* distinct B matrices packed (1 when B is broadcast) */
+    int64_t a_entries;        /* distinct A matrices packed */
+    int64_t kblocks, nblocks; /* B pack tasks per entry: kblocks x nblocks */
+    int64_t mblocks;          /* A pack tasks per entry: kblocks x mblocks */
+    size_t packed_size;       /* bytes per B entry */
+    size_t packed_a_size;     /* bytes per A entry, 64-byte multiple */
+    void *packed, *packed_a;
     int phase;
 } matmul_exec;
 
 /* Tiles enough for 32 workers to share a single large product (more tiles repack the
  * same A rows more often). */
 #define WANT_TILES 32
+/* With fewer workers, this many tiles each (dynamic scheduling evens out the rest). */
+#define TILES_PER_WORKER 4
 /* Small tiles are grouped so a task has at least this many multiply-adds. */
 #define MIN_TASK_FMAS (INT64_C(1) << 16)
 #define PACK_COLS 512
+#define PACK_ROW_SLIVERS 16 /* A pack task height, in microkernel rows */
 /* Split K only for long reductions over few tiles, in chunks of at least KSPLIT_CHUNK
  * and at most 64 chunks. */
 #define KSPLIT_MIN_K 8192
@@ -46,9 +54,8 @@ static alloy_status matmul_check(const alloy__cpu_device *cd, alloy__op *op)
 {
     const alloy__matmul_op *mm = &op->u.matmul;
     matmul_exec *x = (matmul_exec *)op->exec;
-    int64_t want = mm->batch.count >= WANT_TILES || mm->batch.count == 0
-                       ? 1
-                       : WANT_TILES / mm->batch.count;
+    int64_t want =
+        mm->batch.count >= WANT_TILES || mm->batch.count == 0 ? 1 : WANT_TILES / mm->batch.count;
     alloy__gemm_args g = {0};
     g.m = mm->m;
     g.k = mm->k;
@@ -67,11 +74,24 @@ static alloy_status matmul_check(const alloy__cpu_device *cd, alloy__op *op)
     int64_t total = x->tiles * mm->batch.count;
     x->nsplit = 1;
     x->kchunk = mm->k;
+    /* Whether K is split changes the sums, so it is decided on the tiling above, which
+     * depends on the shape alone; the tiling itself changes no bits and is then fitted to
+     * the workers (one worker: no tile boundary repacks A or B). */
     if (total > 0 && total < KSPLIT_MAX_TILES && mm->k >= KSPLIT_MIN_K && mm->alpha != 0.0) {
         int64_t per = (mm->k + 63) / 64;
         per = (per + 255) / 256 * 256;
         x->kchunk = per > KSPLIT_CHUNK ? per : KSPLIT_CHUNK;
         x->nsplit = (mm->k + x->kchunk - 1) / x->kchunk;
+    }
+    if (!x->skinny) {
+        int64_t for_workers = (int64_t)cd->nworkers * TILES_PER_WORKER;
+        int64_t want_w = cd->nworkers <= 1          ? 1
+                         : for_workers < WANT_TILES ? for_workers
+                                                    : WANT_TILES;
+        want_w = mm->batch.count >= want_w || mm->batch.count == 0 ? 1 : want_w / mm->batch.count;
+        x->tiling = alloy__gemm_plan(cd->kernels, is_f64(mm), mm->m, mm->n, want_w);
+        x->tiles = x->tiling.tiles_m * x->tiling.tiles_n;
+        total = x->tiles * mm->batch.count;
     }
     int64_t fmas = x->tiling.mt * x->tiling.nt * (mm->k > 0 ? mm->k : 1);
     int64_t min_per = fmas >= MIN_TASK_FMAS ? 1 : MIN_TASK_FMAS / fmas;
@@ -85,10 +105,11 @@ static size_t matmul_scratch(const alloy__cpu_device *cd, const alloy__op *op)
     return alloy__gemm_scratch(cd->kernels, is_f64(&op->u.matmul));
 }
 
-static int b_broadcast(const alloy__matmul_op *mm)
+/* Whether operand `which` (0 A, 1 B) is the same matrix for every batch entry. */
+static int broadcast(const alloy__matmul_op *mm, int which)
 {
     for (int d = 0; d < mm->batch.rank; d++)
-        if (mm->batch.strides[1][d] != 0)
+        if (mm->batch.strides[which][d] != 0)
             return 0;
     return 1;
 }
@@ -115,22 +136,53 @@ static alloy_status matmul_begin(alloy__cpu_device *cd, alloy__cpu_queue *cq, al
         }
         return ALLOY_OK;
     }
+    x->prepack_a = 0;
+    x->packed_a = NULL;
     if (x->ntasks == 0 || mm->alpha == 0.0 || mm->k == 0 || x->skinny)
         return ALLOY_OK;
-    const alloy__gemm_blocking *bk = is_f64(mm) ? &cd->kernels->f64 : &cd->kernels->f32;
-    x->b_entries = b_broadcast(mm) ? 1 : mm->batch.count;
-    int64_t reuse = x->tiling.tiles_m * (mm->batch.count / x->b_entries);
-    x->packed_size = alloy__gemm_packed_size(cd->kernels, is_f64(mm), mm->k, mm->n);
-    if (reuse < 2 || (int64_t)x->packed_size > MAX_PACKED / x->b_entries)
-        return ALLOY_OK;
+    const int f64 = is_f64(mm);
+    const alloy__gemm_blocking *bk = f64 ? &cd->kernels->f64 : &cd->kernels->f32;
+    const int64_t count = mm->batch.count;
     x->kblocks = (mm->k + bk->kc - 1) / bk->kc;
+    x->b_entries = broadcast(mm, 1) ? 1 : count;
+    x->a_entries = broadcast(mm, 0) ? 1 : count;
     x->nblocks = (mm->n + PACK_COLS - 1) / PACK_COLS;
-    if (x->b_entries * x->kblocks * x->nblocks > ALLOY__CPU_MAX_TASKS)
+    x->mblocks = (mm->m + bk->mr * PACK_ROW_SLIVERS - 1) / (bk->mr * PACK_ROW_SLIVERS);
+    x->packed_size = alloy__gemm_packed_size(cd->kernels, f64, mm->k, mm->n);
+    x->packed_a_size =
+        (alloy__gemm_packed_a_size(cd->kernels, f64, mm->m, mm->k) + 63) & ~(size_t)63;
+    /* Worth packing once when more than one tile would pack the same panel. */
+    const int64_t reuse_b = x->tiling.tiles_m * (count / x->b_entries);
+    const int64_t reuse_a = x->tiling.tiles_n * (count / x->a_entries);
+    const int want_b = reuse_b >= 2 && (int64_t)x->packed_size <= MAX_PACKED / x->b_entries &&
+                       x->b_entries * x->kblocks * x->nblocks <= ALLOY__CPU_MAX_TASKS / 2;
+    const int want_a = reuse_a >= 2 && (int64_t)x->packed_a_size <= MAX_PACKED / x->a_entries &&
+                       x->a_entries * x->kblocks * x->mblocks <= ALLOY__CPU_MAX_TASKS / 2;
+    if (!want_b && !want_a)
         return ALLOY_OK;
-    /* Without the memory the tiles pack their own B: slower, same result. */
-    x->packed = alloy__cpu_workspace(cd, cq, x->packed_size * (size_t)x->b_entries);
-    x->prepack = x->packed != NULL;
+    size_t a_bytes = want_a ? x->packed_a_size * (size_t)x->a_entries : 0;
+    size_t b_bytes = want_b ? x->packed_size * (size_t)x->b_entries : 0;
+    /* Without the memory the tiles pack their own: slower, same result. */
+    char *ws = alloy__cpu_workspace(cd, cq, a_bytes + b_bytes);
+    if (!ws)
+        return ALLOY_OK;
+    x->packed_a = want_a ? ws : NULL;
+    x->packed = want_b ? ws + a_bytes : NULL;
+    x->prepack_a = want_a;
+    x->prepack = want_b;
     return ALLOY_OK;
+}
+
+/* Pack tasks of the first phase: B's (entry, K block, column block), then A's (entry, K
+ * block, row block). */
+static int64_t b_pack_tasks(const matmul_exec *x)
+{
+    return x->prepack ? x->b_entries * x->kblocks * x->nblocks : 0;
+}
+
+static int64_t a_pack_tasks(const matmul_exec *x)
+{
+    return x->prepack_a ? x->a_entries * x->kblocks * x->mblocks : 0;
 }
 
 static uint64_t matmul_next_phase(alloy__cpu_device *cd, alloy__op *op)
@@ -147,8 +199,8 @@ static uint64_t matmul_next_phase(alloy__cpu_device *cd, alloy__op *op)
     }
     switch (x->phase++) {
     case 0:
-        if (x->prepack)
-            return (uint64_t)(x->b_entries * x->kblocks * x->nblocks);
+        if (x->prepack || x->prepack_a)
+            return (uint64_t)(b_pack_tasks(x) + a_pack_tasks(x));
         x->phase++;
         /* fall through */
     case 1: return x->ntasks;
@@ -159,20 +211,38 @@ static uint64_t matmul_next_phase(alloy__cpu_device *cd, alloy__op *op)
 static void pack_task(const alloy__cpu_exec *ex, const alloy__matmul_op *mm, const matmul_exec *x,
                       uint64_t task)
 {
-    const alloy__gemm_blocking *bk = is_f64(mm) ? &ex->cd->kernels->f64 : &ex->cd->kernels->f32;
-    int64_t per_entry = x->kblocks * x->nblocks;
-    int64_t e = task / per_entry, r = task % per_entry;
-    int64_t p0 = (r / x->nblocks) * bk->kc, j0 = (r % x->nblocks) * PACK_COLS;
-    int64_t nt = mm->n - j0 < PACK_COLS ? mm->n - j0 : PACK_COLS;
+    const int f64 = is_f64(mm);
+    const alloy__gemm_blocking *bk = f64 ? &ex->cd->kernels->f64 : &ex->cd->kernels->f32;
     int64_t off[3];
+    const int64_t nb = b_pack_tasks(x);
+    if ((int64_t)task < nb) {
+        int64_t per_entry = x->kblocks * x->nblocks;
+        int64_t e = (int64_t)task / per_entry, r = (int64_t)task % per_entry;
+        int64_t p0 = (r / x->nblocks) * bk->kc, j0 = (r % x->nblocks) * PACK_COLS;
+        int64_t nt = mm->n - j0 < PACK_COLS ? mm->n - j0 : PACK_COLS;
+        alloy__batch_offsets(&mm->batch, e, 3, off);
+        alloy__mat b = mm->b;
+        b.addr += (uint64_t)off[1] * alloy_dtype_size(mm->b.dtype);
+        char *dst = (char *)x->packed + x->packed_size * (size_t)e;
+        if (f64)
+            alloy__gemm_pack_b_f64(ex->cd->kernels, &b, mm->k, mm->n, p0, j0, nt, dst);
+        else
+            alloy__gemm_pack_b_f32(ex->cd->kernels, &b, mm->k, mm->n, p0, j0, nt, dst);
+        return;
+    }
+    const int64_t rows = bk->mr * PACK_ROW_SLIVERS;
+    int64_t per_entry = x->kblocks * x->mblocks;
+    int64_t e = ((int64_t)task - nb) / per_entry, r = ((int64_t)task - nb) % per_entry;
+    int64_t p0 = (r / x->mblocks) * bk->kc, i0 = (r % x->mblocks) * rows;
+    int64_t mt = mm->m - i0 < rows ? mm->m - i0 : rows;
     alloy__batch_offsets(&mm->batch, e, 3, off);
-    alloy__mat b = mm->b;
-    b.addr += (uint64_t)off[1] * alloy_dtype_size(mm->b.dtype);
-    char *dst = (char *)x->packed + x->packed_size * (size_t)e;
-    if (is_f64(mm))
-        alloy__gemm_pack_b_f64(ex->cd->kernels, &b, mm->k, mm->n, p0, j0, nt, dst);
+    alloy__mat a = mm->a;
+    a.addr += (uint64_t)off[0] * alloy_dtype_size(mm->a.dtype);
+    char *dst = (char *)x->packed_a + x->packed_a_size * (size_t)e;
+    if (f64)
+        alloy__gemm_pack_a_f64(ex->cd->kernels, &a, mm->m, mm->k, p0, i0, mt, dst);
     else
-        alloy__gemm_pack_b_f32(ex->cd->kernels, &b, mm->k, mm->n, p0, j0, nt, dst);
+        alloy__gemm_pack_a_f32(ex->cd->kernels, &a, mm->m, mm->k, p0, i0, mt, dst);
 }
 
 /* The args of batch entry b, its tile r: i0/mt/j0/nt. */
@@ -202,7 +272,7 @@ static void entry_args(const alloy__matmul_op *mm, const matmul_exec *x, int64_t
 
 static void one_tile(const alloy__cpu_exec *ex, const matmul_exec *x, int f64,
                      const alloy__gemm_args *g, int64_t i0, int64_t mt, int64_t j0, int64_t nt,
-                     const void *packed)
+                     const void *packed, const void *packed_a)
 {
     const alloy__cpu_kernels *kt = ex->cd->kernels;
     if (x->skinny) {
@@ -210,11 +280,11 @@ static void one_tile(const alloy__cpu_exec *ex, const matmul_exec *x, int f64,
             alloy__gemm_skinny_f64(kt, g, j0, nt, ex->scratch);
         else
             alloy__gemm_skinny_f32(kt, g, j0, nt, ex->scratch);
-    } else if (packed) {
+    } else if (packed || packed_a) {
         if (f64)
-            alloy__gemm_tile_packed_f64(kt, g, i0, mt, j0, nt, packed, ex->scratch);
+            alloy__gemm_tile_packed_f64(kt, g, i0, mt, j0, nt, packed, packed_a, ex->scratch);
         else
-            alloy__gemm_tile_packed_f32(kt, g, i0, mt, j0, nt, packed, ex->scratch);
+            alloy__gemm_tile_packed_f32(kt, g, i0, mt, j0, nt, packed, packed_a, ex->scratch);
     } else if (f64) {
         alloy__gemm_tile_f64(kt, g, i0, mt, j0, nt, ex->scratch);
     } else {
@@ -232,10 +302,12 @@ static void tile_task(const alloy__cpu_exec *ex, const alloy__matmul_op *mm, con
         int64_t b = t / x->tiles, i0, mt, j0, nt;
         alloy__gemm_args g;
         entry_args(mm, x, b, t % x->tiles, &g, &i0, &mt, &j0, &nt);
-        const void *pb = NULL;
+        const void *pb = NULL, *pa = NULL;
         if (x->prepack)
             pb = (const char *)x->packed + x->packed_size * (size_t)(x->b_entries == 1 ? 0 : b);
-        one_tile(ex, x, f64, &g, i0, mt, j0, nt, pb);
+        if (x->prepack_a)
+            pa = (const char *)x->packed_a + x->packed_a_size * (size_t)(x->a_entries == 1 ? 0 : b);
+        one_tile(ex, x, f64, &g, i0, mt, j0, nt, pb, pa);
     }
 }
 
@@ -257,11 +329,11 @@ static void partial_task(const alloy__cpu_exec *ex, const alloy__matmul_op *mm,
     g.beta = 0.0;
     g.bias.addr = 0;
     g.c.addr = (uint64_t)(uintptr_t)((char *)x->parts +
-                                      (size_t)((b * x->nsplit + s) * mm->m * mm->n) * es);
+                                     (size_t)((b * x->nsplit + s) * mm->m * mm->n) * es);
     g.c.dtype = f64 ? ALLOY_F64 : ALLOY_F32;
     g.c.rs = mm->n;
     g.c.cs = 1;
-    one_tile(ex, x, f64, &g, i0, mt, j0, nt, NULL);
+    one_tile(ex, x, f64, &g, i0, mt, j0, nt, NULL, NULL);
 }
 
 /* Split K, phase 2: tile t's partials summed in chunk order, then the epilogue. */
@@ -305,5 +377,5 @@ static alloy_status matmul_end(alloy__cpu_device *cd, alloy__op *op, char *err, 
     return ALLOY_OK;
 }
 
-const alloy__cpu_op_impl alloy__cpu_matmul_impl = {matmul_check, matmul_scratch, matmul_begin,
-                                                   matmul_next_phase, matmul_task, matmul_end};
+const alloy__cpu_op_impl alloy__cpu_matmul_impl = {matmul_check,      matmul_scratch, matmul_begin,
+                                                   matmul_next_phase, matmul_task,    matmul_end};

@@ -44,6 +44,13 @@ size_t alloy__gemm_packed_size(const alloy__cpu_kernels *kt, int f64, int64_t k,
     return (size_t)k * (size_t)round_up(n, blocking(kt, f64)->nr) * (f64 ? 8u : 4u);
 }
 
+size_t alloy__gemm_packed_a_size(const alloy__cpu_kernels *kt, int f64, int64_t m, int64_t k)
+{
+    const alloy__gemm_blocking *bk = blocking(kt, f64);
+    return (size_t)ceil_div(k, bk->kc) * (size_t)bk->kc * (size_t)round_up(m, bk->mr) *
+           (f64 ? 8u : 4u);
+}
+
 alloy__gemm_tiling alloy__gemm_plan(const alloy__cpu_kernels *kt, int f64, int64_t m, int64_t n,
                                     int64_t want)
 {
