@@ -24,7 +24,7 @@ typedef struct matmul_exec {
     int64_t b_entries;        /* distinct B matrices packed (1 when B is broadcast) */
     int64_t a_entries;        /* distinct A matrices packed */
     int64_t kblocks, nblocks; /* B pack tasks per entry: kblocks x nblocks */
-    int64_t mblocks;          /* A pack tasks per entry: kblocks x mblocks */
+    int64_t mblocks;          /* A pack tasks per entry: row blocks, each all of K */
     size_t packed_size;       /* bytes per B entry */
     size_t packed_a_size;     /* bytes per A entry, 64-byte multiple */
     void *packed, *packed_a;
@@ -38,8 +38,10 @@ typedef struct matmul_exec {
 #define TILES_PER_WORKER 4
 /* Small tiles are grouped so a task has at least this many multiply-adds. */
 #define MIN_TASK_FMAS (INT64_C(1) << 16)
-#define PACK_COLS 512
-#define PACK_ROW_SLIVERS 16 /* A pack task height, in microkernel rows */
+/* B pack tasks: a K block of this many columns (whole rows of B at 2048 are read front
+ * to back); A pack tasks: this many microkernel rows, every K block (whole rows of A). */
+#define PACK_COLS 2048
+#define PACK_ROW_SLIVERS 4
 /* Split K only for long reductions over few tiles, in chunks of at least KSPLIT_CHUNK
  * and at most 64 chunks. */
 #define KSPLIT_MIN_K 8192
@@ -157,7 +159,7 @@ static alloy_status matmul_begin(alloy__cpu_device *cd, alloy__cpu_queue *cq, al
     const int want_b = reuse_b >= 2 && (int64_t)x->packed_size <= MAX_PACKED / x->b_entries &&
                        x->b_entries * x->kblocks * x->nblocks <= ALLOY__CPU_MAX_TASKS / 2;
     const int want_a = reuse_a >= 2 && (int64_t)x->packed_a_size <= MAX_PACKED / x->a_entries &&
-                       x->a_entries * x->kblocks * x->mblocks <= ALLOY__CPU_MAX_TASKS / 2;
+                       x->a_entries * x->mblocks <= ALLOY__CPU_MAX_TASKS / 2;
     if (!want_b && !want_a)
         return ALLOY_OK;
     size_t a_bytes = want_a ? x->packed_a_size * (size_t)x->a_entries : 0;
@@ -173,8 +175,8 @@ static alloy_status matmul_begin(alloy__cpu_device *cd, alloy__cpu_queue *cq, al
     return ALLOY_OK;
 }
 
-/* Pack tasks of the first phase: B's (entry, K block, column block), then A's (entry, K
- * block, row block). */
+/* Pack tasks of the first phase: B's (entry, K block, column block), then A's (entry, row
+ * block). */
 static int64_t b_pack_tasks(const matmul_exec *x)
 {
     return x->prepack ? x->b_entries * x->kblocks * x->nblocks : 0;
@@ -182,7 +184,7 @@ static int64_t b_pack_tasks(const matmul_exec *x)
 
 static int64_t a_pack_tasks(const matmul_exec *x)
 {
-    return x->prepack_a ? x->a_entries * x->kblocks * x->mblocks : 0;
+    return x->prepack_a ? x->a_entries * x->mblocks : 0;
 }
 
 static uint64_t matmul_next_phase(alloy__cpu_device *cd, alloy__op *op)
@@ -231,18 +233,16 @@ static void pack_task(const alloy__cpu_exec *ex, const alloy__matmul_op *mm, con
         return;
     }
     const int64_t rows = bk->mr * PACK_ROW_SLIVERS;
-    int64_t per_entry = x->kblocks * x->mblocks;
-    int64_t e = ((int64_t)task - nb) / per_entry, r = ((int64_t)task - nb) % per_entry;
-    int64_t p0 = (r / x->mblocks) * bk->kc, i0 = (r % x->mblocks) * rows;
+    int64_t e = ((int64_t)task - nb) / x->mblocks, i0 = ((int64_t)task - nb) % x->mblocks * rows;
     int64_t mt = mm->m - i0 < rows ? mm->m - i0 : rows;
     alloy__batch_offsets(&mm->batch, e, 3, off);
     alloy__mat a = mm->a;
     a.addr += (uint64_t)off[0] * alloy_dtype_size(mm->a.dtype);
     char *dst = (char *)x->packed_a + x->packed_a_size * (size_t)e;
     if (f64)
-        alloy__gemm_pack_a_f64(ex->cd->kernels, &a, mm->m, mm->k, p0, i0, mt, dst);
+        alloy__gemm_pack_a_f64(ex->cd->kernels, &a, mm->m, mm->k, i0, mt, dst);
     else
-        alloy__gemm_pack_a_f32(ex->cd->kernels, &a, mm->m, mm->k, p0, i0, mt, dst);
+        alloy__gemm_pack_a_f32(ex->cd->kernels, &a, mm->m, mm->k, i0, mt, dst);
 }
 
 /* The args of batch entry b, its tile r: i0/mt/j0/nt. */

@@ -28,9 +28,9 @@ void alloy__gemm_tile_f64(const alloy__cpu_kernels *kt, const alloy__gemm_args *
 /* The same tile with B, A or both packed once for the whole op (shared by every tile):
  * packed_b as written by alloy__gemm_pack_b for all of B (K x N), of
  * alloy__gemm_packed_size bytes; packed_a by alloy__gemm_pack_a for all of A (M x K), of
- * alloy__gemm_packed_a_size bytes. Either may be NULL: the tile packs its own. A pack
- * call covers one K block (p0 a multiple of the table's kc) of B's columns j0..j0+nt or
- * A's rows i0..i0+mt (i0 a multiple of the table's mr). */
+ * alloy__gemm_packed_a_size bytes. Either may be NULL: the tile packs its own. A B pack
+ * call covers one K block (p0 a multiple of the table's kc) of columns j0..j0+nt; an A
+ * pack call all of K for rows i0..i0+mt (i0 a multiple of the table's mr). */
 size_t alloy__gemm_packed_size(const alloy__cpu_kernels *kt, int f64, int64_t k, int64_t n);
 size_t alloy__gemm_packed_a_size(const alloy__cpu_kernels *kt, int f64, int64_t m, int64_t k);
 void alloy__gemm_pack_b_f32(const alloy__cpu_kernels *kt, const alloy__mat *b, int64_t k, int64_t n,
@@ -38,9 +38,9 @@ void alloy__gemm_pack_b_f32(const alloy__cpu_kernels *kt, const alloy__mat *b, i
 void alloy__gemm_pack_b_f64(const alloy__cpu_kernels *kt, const alloy__mat *b, int64_t k, int64_t n,
                             int64_t p0, int64_t j0, int64_t nt, void *packed);
 void alloy__gemm_pack_a_f32(const alloy__cpu_kernels *kt, const alloy__mat *a, int64_t m, int64_t k,
-                            int64_t p0, int64_t i0, int64_t mt, void *packed);
+                            int64_t i0, int64_t mt, void *packed);
 void alloy__gemm_pack_a_f64(const alloy__cpu_kernels *kt, const alloy__mat *a, int64_t m, int64_t k,
-                            int64_t p0, int64_t i0, int64_t mt, void *packed);
+                            int64_t i0, int64_t mt, void *packed);
 void alloy__gemm_tile_packed_f32(const alloy__cpu_kernels *kt, const alloy__gemm_args *g,
                                  int64_t i0, int64_t mt, int64_t j0, int64_t nt,
                                  const void *packed_b, const void *packed_a, void *scratch);
