@@ -161,7 +161,7 @@ static void ukr_f64(int64_t kc, const double *a, const double *b, double *acc, i
 static const alloy__cpu_kernels avx512 = {
     "avx512",
     ALLOY_CPU_KERNEL_AVX512,
-    {MR, 32, KC, 192, 384, 192},
+    {MR, 32, KC, 144, 512, 144},
     {MR, 16, KC, 96, 256, 96},
     ukr_f32,
     ukr_f64,
