@@ -24,7 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ALLOY__UKR_PREFETCH_PER_K 32
+#define ALLOY__UKR_PREFETCH_PER_K 16
 
 typedef void (*alloy__ukr_f32)(int64_t kc, const float *a, const float *b, float *acc,
                                int64_t ldacc, int accumulate, const void *next);

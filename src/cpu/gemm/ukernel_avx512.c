@@ -44,11 +44,13 @@ static void ukr_f32(int64_t kc, const float *a, const float *b, float *acc, int6
     }
     int64_t k = 0;
     if (next) {
-        /* kc * 32 bytes of `next` into L2, a prefetch a step: each 64-byte line is asked
-         * for twice */
+        /* kc * 16 bytes of `next` into L2, one 64-byte line every fourth step */
         const char *pf = (const char *)next;
-        for (; k < kc; pf += ALLOY__UKR_PREFETCH_PER_K) {
+        for (; k + 4 <= kc; pf += 4 * ALLOY__UKR_PREFETCH_PER_K) {
             _mm_prefetch(pf, _MM_HINT_T1);
+            KSTEP
+            KSTEP
+            KSTEP
             KSTEP
         }
     }
@@ -98,8 +100,11 @@ static void ukr_f64(int64_t kc, const double *a, const double *b, double *acc, i
     int64_t k = 0;
     if (next) {
         const char *pf = (const char *)next;
-        for (; k < kc; pf += ALLOY__UKR_PREFETCH_PER_K) {
+        for (; k + 4 <= kc; pf += 4 * ALLOY__UKR_PREFETCH_PER_K) {
             _mm_prefetch(pf, _MM_HINT_T1);
+            KSTEP
+            KSTEP
+            KSTEP
             KSTEP
         }
     }
