@@ -167,7 +167,7 @@ static const alloy__cpu_kernels avx512 = {
     "avx512",
     ALLOY_CPU_KERNEL_AVX512,
     {MR, 32, KC, 144, 512, 144},
-    {MR, 16, KC, 96, 256, 96},
+    {MR, 16, KC, 144, 256, 144},
     ukr_f32,
     ukr_f64,
     alloy__norm_row_f32_avx512,
