@@ -3,10 +3,10 @@
  *
  * Microkernel contract, the same for every ISA:
  *   acc[i * ldacc + j] = (accumulate ? acc[i * ldacc + j] : 0)
- *                        + sum over k = 0 .. kc-1, in that order, of a[i*KC + k] * b[k*NR + j]
- * for i < MR, j < NR, each step one fused multiply-add. KC is the table's kc: a packed A
- * sliver is MR rows of stride KC (so packing a row-major A is a row copy), a packed B
- * sliver is kc rows of NR. Because the accumulator goes
+ *                        + sum over k = 0 .. kc-1, in that order, of a[i*lda + k] * b[k*NR + j]
+ * for i < MR, j < NR, each step one fused multiply-add. An A sliver is MR rows of stride
+ * lda: packed (lda = the table's kc, so packing a row-major A is a row copy) or a
+ * row-major A read in place; a packed B sliver is kc rows of NR. Because the accumulator goes
  * through memory at full precision between calls, every element of A @ B is the same
  * chain of FMAs from 0 in k order whatever the block sizes, the tiling or the ISA: all
  * kernels give bitwise identical products.
@@ -26,10 +26,10 @@
 
 #define ALLOY__UKR_PREFETCH_PER_K 16
 
-typedef void (*alloy__ukr_f32)(int64_t kc, const float *a, const float *b, float *acc,
+typedef void (*alloy__ukr_f32)(int64_t kc, const float *a, int64_t lda, const float *b, float *acc,
                                int64_t ldacc, int accumulate, const void *next);
-typedef void (*alloy__ukr_f64)(int64_t kc, const double *a, const double *b, double *acc,
-                               int64_t ldacc, int accumulate, const void *next);
+typedef void (*alloy__ukr_f64)(int64_t kc, const double *a, int64_t lda, const double *b,
+                               double *acc, int64_t ldacc, int accumulate, const void *next);
 
 /* Skinny kernel for m <= 4 rows of A against a row-major B (ldb), any n:
  *   acc[i * ldacc + j] = (accumulate ? acc[i * ldacc + j] : 0)

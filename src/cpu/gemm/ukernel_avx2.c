@@ -5,12 +5,12 @@
 #include <math.h>
 
 #define MR 6
-#define KC 256 /* packed A: row i of a sliver at a + i * KC */
+#define KC 256 /* the table's kc: a packed block's depth, packed A's row stride */
 
 #define ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
 
-static void ukr_f32(int64_t kc, const float *a, const float *b, float *acc, int64_t ldacc,
-                    int accumulate, const void *next)
+static void ukr_f32(int64_t kc, const float *a, int64_t lda, const float *b, float *acc,
+                    int64_t ldacc, int accumulate, const void *next)
 {
     (void)next;
 #define DECL(i) __m256 c##i##0, c##i##1;
@@ -33,7 +33,7 @@ static void ukr_f32(int64_t kc, const float *a, const float *b, float *acc, int6
         __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
 #define STEP(i)                                                                                    \
     {                                                                                              \
-        __m256 ai = _mm256_broadcast_ss(a + (i)*KC + k);                                           \
+        __m256 ai = _mm256_broadcast_ss(a + (i)*lda + k);                                          \
         c##i##0 = _mm256_fmadd_ps(ai, b0, c##i##0);                                                \
         c##i##1 = _mm256_fmadd_ps(ai, b1, c##i##1);                                                \
     }
@@ -48,8 +48,8 @@ static void ukr_f32(int64_t kc, const float *a, const float *b, float *acc, int6
 #undef STORE
 }
 
-static void ukr_f64(int64_t kc, const double *a, const double *b, double *acc, int64_t ldacc,
-                    int accumulate, const void *next)
+static void ukr_f64(int64_t kc, const double *a, int64_t lda, const double *b, double *acc,
+                    int64_t ldacc, int accumulate, const void *next)
 {
     (void)next;
 #define DECL(i) __m256d c##i##0, c##i##1;
@@ -72,7 +72,7 @@ static void ukr_f64(int64_t kc, const double *a, const double *b, double *acc, i
         __m256d b0 = _mm256_load_pd(b), b1 = _mm256_load_pd(b + 4);
 #define STEP(i)                                                                                    \
     {                                                                                              \
-        __m256d ai = _mm256_broadcast_sd(a + (i)*KC + k);                                          \
+        __m256d ai = _mm256_broadcast_sd(a + (i)*lda + k);                                         \
         c##i##0 = _mm256_fmadd_pd(ai, b0, c##i##0);                                                \
         c##i##1 = _mm256_fmadd_pd(ai, b1, c##i##1);                                                \
     }

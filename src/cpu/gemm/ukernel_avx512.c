@@ -6,12 +6,12 @@
 #include <math.h>
 
 #define MR 12
-#define KC 256 /* packed A: row i of a sliver at a + i * KC */
+#define KC 256 /* the table's kc: a packed block's depth, packed A's row stride */
 
 #define ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
 
-static void ukr_f32(int64_t kc, const float *a, const float *b, float *acc, int64_t ldacc,
-                    int accumulate, const void *next)
+static void ukr_f32(int64_t kc, const float *a, int64_t lda, const float *b, float *acc,
+                    int64_t ldacc, int accumulate, const void *next)
 {
 #define DECL(i) __m512 c##i##0, c##i##1;
     ROWS(DECL)
@@ -31,7 +31,7 @@ static void ukr_f32(int64_t kc, const float *a, const float *b, float *acc, int6
     }
 #define STEP(i)                                                                                    \
     {                                                                                              \
-        __m512 ai = _mm512_set1_ps(a[(i)*KC + k]);                                                 \
+        __m512 ai = _mm512_set1_ps(a[(i)*lda + k]);                                                \
         c##i##0 = _mm512_fmadd_ps(ai, b0, c##i##0);                                                \
         c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1);                                                \
     }
@@ -65,8 +65,8 @@ static void ukr_f32(int64_t kc, const float *a, const float *b, float *acc, int6
 #undef STORE
 }
 
-static void ukr_f64(int64_t kc, const double *a, const double *b, double *acc, int64_t ldacc,
-                    int accumulate, const void *next)
+static void ukr_f64(int64_t kc, const double *a, int64_t lda, const double *b, double *acc,
+                    int64_t ldacc, int accumulate, const void *next)
 {
 #define DECL(i) __m512d c##i##0, c##i##1;
     ROWS(DECL)
@@ -86,7 +86,7 @@ static void ukr_f64(int64_t kc, const double *a, const double *b, double *acc, i
     }
 #define STEP(i)                                                                                    \
     {                                                                                              \
-        __m512d ai = _mm512_set1_pd(a[(i)*KC + k]);                                                \
+        __m512d ai = _mm512_set1_pd(a[(i)*lda + k]);                                               \
         c##i##0 = _mm512_fmadd_pd(ai, b0, c##i##0);                                                \
         c##i##1 = _mm512_fmadd_pd(ai, b1, c##i##1);                                                \
     }

@@ -7,8 +7,8 @@
 
 enum { MR_S = 4, NR_S = 16, MR_D = 4, NR_D = 8, KC = 256 /* packed A row stride */ };
 
-static void ukr_f32(int64_t kc, const float *a, const float *b, float *acc, int64_t ldacc,
-                    int accumulate, const void *next)
+static void ukr_f32(int64_t kc, const float *a, int64_t lda, const float *b, float *acc,
+                    int64_t ldacc, int accumulate, const void *next)
 {
     (void)next;
     float c[MR_S][NR_S];
@@ -19,15 +19,15 @@ static void ukr_f32(int64_t kc, const float *a, const float *b, float *acc, int6
         const float *bk = b + k * NR_S;
         for (int i = 0; i < MR_S; i++)
             for (int j = 0; j < NR_S; j++)
-                c[i][j] = fmaf(a[i * KC + k], bk[j], c[i][j]);
+                c[i][j] = fmaf(a[i * lda + k], bk[j], c[i][j]);
     }
     for (int i = 0; i < MR_S; i++)
         for (int j = 0; j < NR_S; j++)
             acc[i * ldacc + j] = c[i][j];
 }
 
-static void ukr_f64(int64_t kc, const double *a, const double *b, double *acc, int64_t ldacc,
-                    int accumulate, const void *next)
+static void ukr_f64(int64_t kc, const double *a, int64_t lda, const double *b, double *acc,
+                    int64_t ldacc, int accumulate, const void *next)
 {
     (void)next;
     double c[MR_D][NR_D];
@@ -38,7 +38,7 @@ static void ukr_f64(int64_t kc, const double *a, const double *b, double *acc, i
         const double *bk = b + k * NR_D;
         for (int i = 0; i < MR_D; i++)
             for (int j = 0; j < NR_D; j++)
-                c[i][j] = fma(a[i * KC + k], bk[j], c[i][j]);
+                c[i][j] = fma(a[i * lda + k], bk[j], c[i][j]);
     }
     for (int i = 0; i < MR_D; i++)
         for (int j = 0; j < NR_D; j++)
