@@ -61,6 +61,10 @@ typedef struct alloy__cpu_kernels {
     alloy__gemm_blocking f32, f64;
     alloy__ukr_f32 ukr_f32;
     alloy__ukr_f64 ukr_f64;
+    /* The same contract for the first NR/2 columns only (B rows still NR apart), for
+     * micro-tiles at most half a sliver wide; NULL where the ISA has none. */
+    alloy__ukr_f32 ukr_half_f32;
+    alloy__ukr_f64 ukr_half_f64;
     alloy__norm_row_fn norm_row_f32, norm_row_f64;
     alloy__gemv_f32 gemv_f32;
     alloy__gemv_f64 gemv_f64;

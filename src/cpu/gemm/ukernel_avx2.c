@@ -138,6 +138,8 @@ static const alloy__cpu_kernels avx2 = {
     {MR, 8, KC, 96, 256, 96},
     ukr_f32,
     ukr_f64,
+    NULL,
+    NULL,
     alloy__norm_row_f32_avx2,
     alloy__norm_row_f64_avx2,
     gemv_f32,

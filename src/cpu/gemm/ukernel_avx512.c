@@ -1,5 +1,6 @@
 /* AVX-512F microkernels: f32 12 x 32 and f64 12 x 16, 24 zmm accumulators each.
- * Per k step: two vector loads of B, twelve broadcasts of A, 24 FMAs. */
+ * Per k step: two vector loads of B, twelve broadcasts of A, 24 FMAs. Half-width ones
+ * (12 x 16, 12 x 8) for narrow edges. */
 #include "kernels.h"
 
 #include <immintrin.h>
@@ -119,6 +120,82 @@ static void ukr_f64(int64_t kc, const double *a, int64_t lda, const double *b, d
 #undef STORE
 }
 
+/* Half-width kernels for micro-tiles of at most 16 (f32) or 8 (f64) columns: 12
+ * accumulators, B rows read 32 (16) elements apart as in a full sliver. */
+static void ukr_half_f32(int64_t kc, const float *a, int64_t lda, const float *b, float *acc,
+                         int64_t ldacc, int accumulate, const void *next)
+{
+#define DECL(i) __m512 c##i;
+    ROWS(DECL)
+#undef DECL
+#define INIT(i) c##i = accumulate ? _mm512_loadu_ps(acc + (i)*ldacc) : _mm512_setzero_ps();
+    ROWS(INIT)
+#undef INIT
+#define STEP(i) c##i = _mm512_fmadd_ps(_mm512_set1_ps(a[(i)*lda + k]), b0, c##i);
+#define KSTEP                                                                                      \
+    {                                                                                              \
+        __m512 b0 = _mm512_load_ps(b);                                                             \
+        ROWS(STEP)                                                                                 \
+        b += 32;                                                                                   \
+        k++;                                                                                       \
+    }
+    int64_t k = 0;
+    if (next) {
+        const char *pf = (const char *)next;
+        for (; k + 4 <= kc; pf += 4 * ALLOY__UKR_PREFETCH_PER_K) {
+            _mm_prefetch(pf, _MM_HINT_T1);
+            KSTEP
+            KSTEP
+            KSTEP
+            KSTEP
+        }
+    }
+    while (k < kc)
+        KSTEP
+#undef KSTEP
+#undef STEP
+#define STORE(i) _mm512_storeu_ps(acc + (i)*ldacc, c##i);
+    ROWS(STORE)
+#undef STORE
+}
+
+static void ukr_half_f64(int64_t kc, const double *a, int64_t lda, const double *b, double *acc,
+                         int64_t ldacc, int accumulate, const void *next)
+{
+#define DECL(i) __m512d c##i;
+    ROWS(DECL)
+#undef DECL
+#define INIT(i) c##i = accumulate ? _mm512_loadu_pd(acc + (i)*ldacc) : _mm512_setzero_pd();
+    ROWS(INIT)
+#undef INIT
+#define STEP(i) c##i = _mm512_fmadd_pd(_mm512_set1_pd(a[(i)*lda + k]), b0, c##i);
+#define KSTEP                                                                                      \
+    {                                                                                              \
+        __m512d b0 = _mm512_load_pd(b);                                                            \
+        ROWS(STEP)                                                                                 \
+        b += 16;                                                                                   \
+        k++;                                                                                       \
+    }
+    int64_t k = 0;
+    if (next) {
+        const char *pf = (const char *)next;
+        for (; k + 4 <= kc; pf += 4 * ALLOY__UKR_PREFETCH_PER_K) {
+            _mm_prefetch(pf, _MM_HINT_T1);
+            KSTEP
+            KSTEP
+            KSTEP
+            KSTEP
+        }
+    }
+    while (k < kc)
+        KSTEP
+#undef KSTEP
+#undef STEP
+#define STORE(i) _mm512_storeu_pd(acc + (i)*ldacc, c##i);
+    ROWS(STORE)
+#undef STORE
+}
+
 #define T float
 #define SUF f32
 #define V __m512
@@ -170,6 +247,8 @@ static const alloy__cpu_kernels avx512 = {
     {MR, 16, KC, 144, 256, 144},
     ukr_f32,
     ukr_f64,
+    ukr_half_f32,
+    ukr_half_f64,
     alloy__norm_row_f32_avx512,
     alloy__norm_row_f64_avx512,
     gemv_f32,

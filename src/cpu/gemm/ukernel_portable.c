@@ -94,6 +94,8 @@ static const alloy__cpu_kernels portable = {
     {MR_D, NR_D, KC, 64, 256, 64},
     ukr_f32,
     ukr_f64,
+    NULL,
+    NULL,
     alloy__norm_row_f32_portable,
     alloy__norm_row_f64_portable,
     gemv_f32,
