@@ -1,10 +1,12 @@
 /* alloy vs OpenBLAS, one thread/worker each, in interleaved pairs: the measure issue 8
- * asks for. For each case it runs alloy and OpenBLAS back to back `pairs` times (each a
- * best-of-3 timing) and reports the median ratio alloy/OpenBLAS and its spread.
- *   gemm_ratio [pairs]          (default 7)
+ * asks for. For each case it runs alloy and OpenBLAS back to back `pairs` times (each the
+ * best of 3 timings, more for small products) and reports the median ratio
+ * OpenBLAS time / alloy time (above 1: alloy faster) and its spread.
+ *   gemm_ratio [pairs] [shapes]          (default 7 pairs)
  * Run OpenBLAS with OPENBLAS_CORETYPE=SkylakeX on these machines (see docs/benchmarks.md);
  * OpenBLAS is limited to one thread here. Cases: sgemm n = 256, 1024, 2048 and dgetrf
- * n = 1024, 2048 (LAPACKE). Results are checked once against OpenBLAS's. */
+ * n = 1024, 2048 (LAPACKE); with `shapes`, skinny and small sgemm shapes instead. Results
+ * are checked once against OpenBLAS's. */
 #include "alloy.h"
 
 #include <cblas.h>
@@ -41,15 +43,24 @@ static void check(alloy_status s, const char *what)
     }
 }
 
-static double run_alloy_gemm(ctx *c, alloy_buffer *ba, alloy_buffer *bb, alloy_buffer *bc, int n)
+/* Timings per side of one pair: the best of this many. */
+static int gemm_reps(int m, int n, int k)
 {
-    int64_t s[2] = {n, n};
-    alloy_array a = alloy_array_contiguous(ba, 0, ALLOY_F32, 2, s);
-    alloy_array b = alloy_array_contiguous(bb, 0, ALLOY_F32, 2, s);
-    alloy_array cc = alloy_array_contiguous(bc, 0, ALLOY_F32, 2, s);
+    double fl = 2.0 * m * (double)n * k;
+    int r = fl >= 1e8 ? 3 : (int)(3e8 / fl);
+    return r < 3 ? 3 : r > 200 ? 200 : r;
+}
+
+static double run_alloy_gemm(ctx *c, alloy_buffer *ba, alloy_buffer *bb, alloy_buffer *bc, int m,
+                             int n, int k)
+{
+    int64_t sa[2] = {m, k}, sb[2] = {k, n}, sc[2] = {m, n};
+    alloy_array a = alloy_array_contiguous(ba, 0, ALLOY_F32, 2, sa);
+    alloy_array b = alloy_array_contiguous(bb, 0, ALLOY_F32, 2, sb);
+    alloy_array cc = alloy_array_contiguous(bc, 0, ALLOY_F32, 2, sc);
     alloy_matmul_desc d = alloy_matmul_desc_default();
     double best = 1e30;
-    for (int r = 0; r < 3; r++) {
+    for (int r = 0, reps = gemm_reps(m, n, k); r < reps; r++) {
         alloy_cmdbuf *cb;
         check(alloy_cmdbuf_create(c->q, &cb), "cmdbuf");
         check(alloy_encode_matmul(cb, &d, &a, &b, NULL, &cc), "matmul");
@@ -63,17 +74,73 @@ static double run_alloy_gemm(ctx *c, alloy_buffer *ba, alloy_buffer *bb, alloy_b
     return best;
 }
 
-static double run_blas_gemm(const float *a, const float *b, float *c, int n)
+static double run_blas_gemm(const float *a, const float *b, float *c, int m, int n, int k)
 {
     double best = 1e30;
-    for (int r = 0; r < 3; r++) {
+    for (int r = 0, reps = gemm_reps(m, n, k); r < reps; r++) {
         double t0 = now();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c,
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, a, k, b, n, 0.0f, c,
                     n);
         double t = now() - t0;
         best = t < best ? t : best;
     }
     return best;
+}
+
+/* One sgemm row: C (m x n) = A (m x k) B (k x n), row-major, alloy's C and OpenBLAS's
+ * in buffers from the same allocator. Returns nonzero when the results differ. */
+static int sgemm_case(ctx *c, int m, int n, int k, int pairs)
+{
+    size_t as = sizeof(float) * (size_t)m * (size_t)k, bs = sizeof(float) * (size_t)k * (size_t)n,
+           cs = sizeof(float) * (size_t)m * (size_t)n;
+    alloy_buffer *ba, *bb, *bc, *br;
+    check(alloy_buffer_create(c->dev, as, ALLOY_MEMORY_HOST, &ba), "buf");
+    check(alloy_buffer_create(c->dev, bs, ALLOY_MEMORY_HOST, &bb), "buf");
+    check(alloy_buffer_create(c->dev, cs, ALLOY_MEMORY_HOST, &bc), "buf");
+    check(alloy_buffer_create(c->dev, cs, ALLOY_MEMORY_HOST, &br), "buf");
+    float *a = alloy_buffer_contents(ba), *b = alloy_buffer_contents(bb);
+    float *ref = alloy_buffer_contents(br);
+    unsigned seed = 12345;
+    for (size_t i = 0; i < (size_t)m * (size_t)k; i++) {
+        seed = seed * 1103515245u + 12345u;
+        a[i] = (float)((seed >> 8) & 0xffff) / 65536.0f - 0.5f;
+    }
+    for (size_t i = 0; i < (size_t)k * (size_t)n; i++) {
+        seed = seed * 1103515245u + 12345u;
+        b[i] = (float)((seed >> 8) & 0xffff) / 65536.0f - 0.5f;
+    }
+    double ra[101], rb[101], ratio[101];
+    for (int p = 0; p < pairs; p++) {
+        ra[p] = run_alloy_gemm(c, ba, bb, bc, m, n, k);
+        rb[p] = run_blas_gemm(a, b, ref, m, n, k);
+        ratio[p] = rb[p] / ra[p]; /* > 1: alloy faster */
+    }
+    const float *cc = alloy_buffer_contents(bc);
+    double err = 0, scale = 0;
+    for (size_t i = 0; i < (size_t)m * (size_t)n; i++) {
+        err = fmax(err, fabs((double)cc[i] - (double)ref[i]));
+        scale = fmax(scale, fabs((double)ref[i]));
+    }
+    int bad = err > 1e-4 * scale * sqrt((double)k);
+    if (bad)
+        fprintf(stderr, "sgemm %dx%dx%d: alloy differs from OpenBLAS by %g\n", m, n, k, err);
+    qsort(ra, (size_t)pairs, sizeof(double), cmp);
+    qsort(rb, (size_t)pairs, sizeof(double), cmp);
+    qsort(ratio, (size_t)pairs, sizeof(double), cmp);
+    double fl = 2.0 * m * (double)n * k;
+    char name[48];
+    if (m == n && n == k)
+        snprintf(name, sizeof name, "sgemm %d", n);
+    else
+        snprintf(name, sizeof name, "sgemm %dx%dx%d", m, n, k);
+    printf("%-20s %12.1f %12.1f %10.3f %8.3f..%-8.3f\n", name, fl / ra[pairs / 2] * 1e-9,
+           fl / rb[pairs / 2] * 1e-9, ratio[pairs / 2], ratio[0], ratio[pairs - 1]);
+    fflush(stdout);
+    alloy_buffer_destroy(ba);
+    alloy_buffer_destroy(bb);
+    alloy_buffer_destroy(bc);
+    alloy_buffer_destroy(br);
+    return bad;
 }
 
 static double run_alloy_lu(ctx *c, alloy_buffer *ba, alloy_buffer *bp, alloy_buffer *bi,
@@ -124,58 +191,29 @@ int main(int argc, char **argv)
     dd.cpu_workers = 1;
     check(alloy_device_open(&dd, &c.dev), "device");
     check(alloy_queue_create(c.dev, &c.q), "queue");
-    printf("device: %s; OPENBLAS_CORETYPE=%s; %d interleaved pairs, each best of 3\n",
-           alloy_device_name(c.dev), getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "(unset)",
-           pairs);
-    printf("%-14s %12s %12s %10s %18s\n", "case", "alloy GF/s", "vendor GF/s", "ratio",
+    printf("device: %s; OPENBLAS_CORETYPE=%s; %d interleaved pairs, each the best of 3 or more\n",
+           alloy_device_name(c.dev),
+           getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "(unset)", pairs);
+    printf("%-20s %12s %12s %10s %18s\n", "case", "alloy GF/s", "vendor GF/s", "ratio",
            "ratio min..max");
-    const int sizes[3] = {256, 1024, 2048};
-    for (int si = 0; si < 3; si++) {
-        int n = sizes[si];
-        size_t bytes = sizeof(float) * (size_t)n * (size_t)n;
-        alloy_buffer *ba, *bb, *bc;
-        check(alloy_buffer_create(c.dev, bytes, ALLOY_MEMORY_HOST, &ba), "buf");
-        check(alloy_buffer_create(c.dev, bytes, ALLOY_MEMORY_HOST, &bb), "buf");
-        check(alloy_buffer_create(c.dev, bytes, ALLOY_MEMORY_HOST, &bc), "buf");
-        float *a = alloy_buffer_contents(ba), *b = alloy_buffer_contents(bb);
-        float *ref = malloc(bytes);
-        unsigned seed = 12345;
-        for (size_t i = 0; i < (size_t)n * (size_t)n; i++) {
-            seed = seed * 1103515245u + 12345u;
-            a[i] = (float)((seed >> 8) & 0xffff) / 65536.0f - 0.5f;
-            seed = seed * 1103515245u + 12345u;
-            b[i] = (float)((seed >> 8) & 0xffff) / 65536.0f - 0.5f;
-        }
-        double ra[101], rb[101], ratio[101];
-        for (int p = 0; p < pairs; p++) {
-            ra[p] = run_alloy_gemm(&c, ba, bb, bc, n);
-            rb[p] = run_blas_gemm(a, b, ref, n);
-            ratio[p] = rb[p] / ra[p]; /* > 1: alloy faster */
-        }
-        const float *cc = alloy_buffer_contents(bc);
-        double err = 0, scale = 0;
-        for (size_t i = 0; i < (size_t)n * (size_t)n; i++) {
-            err = fmax(err, fabs((double)cc[i] - (double)ref[i]));
-            scale = fmax(scale, fabs((double)ref[i]));
-        }
-        if (err > 1e-4 * scale * sqrt((double)n)) {
-            fprintf(stderr, "sgemm %d: alloy differs from OpenBLAS by %g\n", n, err);
-            return 1;
-        }
-        qsort(ra, (size_t)pairs, sizeof(double), cmp);
-        qsort(rb, (size_t)pairs, sizeof(double), cmp);
-        qsort(ratio, (size_t)pairs, sizeof(double), cmp);
-        double fl = 2.0 * n * (double)n * n;
-        char name[32];
-        snprintf(name, sizeof name, "sgemm %d", n);
-        printf("%-14s %12.1f %12.1f %10.3f %8.3f..%-8.3f\n", name, fl / ra[pairs / 2] * 1e-9,
-               fl / rb[pairs / 2] * 1e-9, ratio[pairs / 2], ratio[0], ratio[pairs - 1]);
-        fflush(stdout);
-        free(ref);
-        alloy_buffer_destroy(ba);
-        alloy_buffer_destroy(bb);
-        alloy_buffer_destroy(bc);
+    if (argc > 2 && strcmp(argv[2], "shapes") == 0) {
+        /* M x N x K: skinny N (a matrix times a few vectors), skinny M (few tokens through
+         * a layer), small squares */
+        static const int shapes[][3] = {{1024, 1, 1024},  {1024, 8, 1024}, {1024, 16, 1024},
+                                        {1024, 48, 1024}, {4096, 1, 4096}, {4096, 8, 4096},
+                                        {1, 4096, 4096},  {8, 1024, 1024}, {64, 1024, 1024},
+                                        {64, 64, 64},     {100, 100, 100}, {300, 300, 300}};
+        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+            if (sgemm_case(&c, shapes[i][0], shapes[i][1], shapes[i][2], pairs))
+                return 1;
+        alloy_queue_destroy(c.q);
+        alloy_device_close(c.dev);
+        return 0;
     }
+    const int sizes[3] = {256, 1024, 2048};
+    for (int si = 0; si < 3; si++)
+        if (sgemm_case(&c, sizes[si], sizes[si], sizes[si], pairs))
+            return 1;
     const int lsizes[2] = {1024, 2048};
     for (int si = 0; si < 2; si++) {
         int n = lsizes[si];
@@ -209,7 +247,7 @@ int main(int argc, char **argv)
         double fl = 2.0 / 3.0 * n * (double)n * n;
         char name[32];
         snprintf(name, sizeof name, "dgetrf %d", n);
-        printf("%-14s %12.1f %12.1f %10.3f %8.3f..%-8.3f\n", name, fl / ra[pairs / 2] * 1e-9,
+        printf("%-20s %12.1f %12.1f %10.3f %8.3f..%-8.3f\n", name, fl / ra[pairs / 2] * 1e-9,
                fl / rb[pairs / 2] * 1e-9, ratio[pairs / 2], ratio[0], ratio[pairs - 1]);
         fflush(stdout);
         free(src);
