@@ -1,11 +1,11 @@
 /* matmul on the CPU: output tiles of every batch entry, one task each. When B is reused
  * by several row tiles (or shared by batch entries), a first phase packs it once into the
  * queue's workspace and every tile reads that (BLIS's shared B panel); A likewise when
- * several column tiles (or entries) read its rows; otherwise each tile packs its own. Both give the
- * same bits: a product element is one FMA chain whatever the packing or tiling. M <= 4 against a
- * row-major B takes the skinny kernel (same chains). When there are few tiles but a long K, K is
- * split into chunks fixed by the shape: partial products in one phase, summed in chunk order in the
- * next. */
+ * several column tiles (or entries) read its rows; otherwise each tile packs its own, or
+ * reads A in place. All give the same bits: a product element is one FMA chain whatever
+ * the packing or tiling. M <= 4 against a row-major B takes the skinny kernel (same
+ * chains). When there are few tiles but a long K, K is split into chunks fixed by the
+ * shape: partial products in one phase, summed in chunk order in the next. */
 #include "cpu.h"
 #include "gemm/gemm.h"
 
