@@ -34,12 +34,12 @@ static size_t lu_solve_scratch(const alloy__cpu_device *cd, const alloy__op *op)
 }
 
 static alloy_status lu_solve_begin(alloy__cpu_device *cd, alloy__cpu_queue *cq, alloy__op *op,
-                                char *err, size_t cap)
+                                   char *err, size_t cap)
 {
     const alloy__lu_solve_op *ls = &op->u.lu_solve;
     lu_solve_exec *e = (lu_solve_exec *)op->exec;
     alloy__workmat_plan(&e->x, &ls->b, &ls->batch, 2, ls->n, ls->nrhs, 1.0);
-    e->cols = alloy__col_blocks_plan(ls->nrhs, ls->batch.count);
+    e->cols = alloy__col_blocks_plan(ls->nrhs, ls->batch.count, cd->nworkers);
     int64_t per = ls->n > 0 ? VALIDATE_ENTRIES * 64 / ls->n : VALIDATE_ENTRIES;
     e->validate_per = alloy__cpu_items_per_task(ls->batch.count, per > 0 ? per : 1);
     e->validate_tasks = alloy__cpu_tasks(ls->batch.count, e->validate_per);
@@ -182,4 +182,4 @@ static alloy_status lu_solve_end(alloy__cpu_device *cd, alloy__op *op, char *err
 
 const alloy__cpu_op_impl alloy__cpu_lu_solve_impl = {lu_solve_check, lu_solve_scratch,
                                                      lu_solve_begin, lu_solve_next_phase,
-                                                     lu_solve_task, lu_solve_end};
+                                                     lu_solve_task,  lu_solve_end};

@@ -17,11 +17,11 @@ typedef struct trsm_exec {
     int stage;
 } trsm_exec;
 
-static void canonical(const alloy__trsm_op *t, alloy__mat *x, alloy__mat *a, int *lower,
-                      int64_t *m, int64_t *n)
+static void canonical(const alloy__trsm_op *t, alloy__mat *x, alloy__mat *a, int *lower, int64_t *m,
+                      int64_t *n)
 {
     int lower_op = (t->uplo == ALLOY_LOWER) != (t->transpose != 0); /* is op(A) lower? */
-    alloy__mat at = t->a; /* A^T */
+    alloy__mat at = t->a;                                           /* A^T */
     at.rs = t->a.cs;
     at.cs = t->a.rs;
     if (t->side == ALLOY_LEFT) {
@@ -54,7 +54,7 @@ static size_t trsm_scratch(const alloy__cpu_device *cd, const alloy__op *op)
 }
 
 static alloy_status trsm_begin(alloy__cpu_device *cd, alloy__cpu_queue *cq, alloy__op *op,
-                                char *err, size_t cap)
+                               char *err, size_t cap)
 {
     const alloy__trsm_op *t = &op->u.trsm;
     trsm_exec *e = (trsm_exec *)op->exec;
@@ -62,7 +62,7 @@ static alloy_status trsm_begin(alloy__cpu_device *cd, alloy__cpu_queue *cq, allo
     int64_t m, n;
     canonical(t, &x, &e->a, &e->lower, &m, &n);
     alloy__workmat_plan(&e->x, &x, &t->batch, 1, m, n, t->alpha);
-    e->cols = alloy__col_blocks_plan(n, t->batch.count);
+    e->cols = alloy__col_blocks_plan(n, t->batch.count, cd->nworkers);
     e->stage = STAGE_START;
     return alloy__workmat_begin(cd, cq, &e->x, err, cap);
 }
@@ -130,8 +130,8 @@ static void solve_block(const alloy__cpu_exec *ex, const alloy__trsm_op *t, cons
         alloy__tri_left_f64(ex->cd->kernels, &a, e->lower, t->unit_diagonal, (double *)x, ld,
                             e->x.m, w, ex->scratch);
     else
-        alloy__tri_left_f32(ex->cd->kernels, &a, e->lower, t->unit_diagonal, (float *)x, ld,
-                            e->x.m, w, ex->scratch);
+        alloy__tri_left_f32(ex->cd->kernels, &a, e->lower, t->unit_diagonal, (float *)x, ld, e->x.m,
+                            w, ex->scratch);
 }
 
 static void trsm_task(const alloy__cpu_exec *ex, alloy__op *op, uint64_t task)
@@ -154,5 +154,5 @@ static alloy_status trsm_end(alloy__cpu_device *cd, alloy__op *op, char *err, si
     return ALLOY_OK;
 }
 
-const alloy__cpu_op_impl alloy__cpu_trsm_impl = {trsm_check, trsm_scratch, trsm_begin,
-                                                 trsm_next_phase, trsm_task, trsm_end};
+const alloy__cpu_op_impl alloy__cpu_trsm_impl = {trsm_check,      trsm_scratch, trsm_begin,
+                                                 trsm_next_phase, trsm_task,    trsm_end};
