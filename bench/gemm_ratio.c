@@ -5,7 +5,8 @@
  *   gemm_ratio [pairs] [shapes]          (default 7 pairs)
  * Run OpenBLAS with OPENBLAS_CORETYPE=SkylakeX on these machines (see docs/benchmarks.md);
  * OpenBLAS is limited to one thread here. Cases: sgemm n = 256, 1024, 2048, dgetrf and
- * sgetrf n = 1024, 2048 (LAPACKE); with `shapes`, skinny and small sgemm shapes instead. Results
+ * sgetrf n = 1024, 2048 (LAPACKE), strsm (left, lower) 1024 x 256 and 2048 x 2048; with
+ * `shapes`, skinny and small sgemm shapes instead. Results
  * are checked once against OpenBLAS's. */
 #include "alloy.h"
 
@@ -249,6 +250,90 @@ static int getrf_case(ctx *c, int n, alloy_dtype dt, int pairs)
     return bad;
 }
 
+/* One strsm row: X = L^-1 B for a lower-triangular m x m L and B m x n, left side. */
+static int strsm_case(ctx *c, int m, int n, int pairs)
+{
+    const size_t as = sizeof(float) * (size_t)m * (size_t)m,
+                 bs = sizeof(float) * (size_t)m * (size_t)n;
+    alloy_buffer *ba, *bb, *br;
+    check(alloy_buffer_create(c->dev, as, ALLOY_MEMORY_HOST, &ba), "buf");
+    check(alloy_buffer_create(c->dev, bs, ALLOY_MEMORY_HOST, &bb), "buf");
+    check(alloy_buffer_create(c->dev, bs, ALLOY_MEMORY_HOST, &br), "buf");
+    float *a = alloy_buffer_contents(ba), *x = alloy_buffer_contents(bb);
+    float *ref = alloy_buffer_contents(br), *b0 = malloc(bs);
+    if (!b0) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    unsigned seed = 4242;
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < m; j++) {
+            seed = seed * 1103515245u + 12345u;
+            double v = (double)((seed >> 8) & 0xffff) / 65536.0 - 0.5;
+            a[(size_t)i * m + j] = i == j ? 2.0f : j < i ? (float)(v / m) : 0.0f;
+        }
+    for (size_t i = 0; i < (size_t)m * (size_t)n; i++) {
+        seed = seed * 1103515245u + 12345u;
+        b0[i] = (float)((seed >> 8) & 0xffff) / 65536.0f - 0.5f;
+    }
+    int64_t sa[2] = {m, m}, sb[2] = {m, n};
+    alloy_array A = alloy_array_contiguous(ba, 0, ALLOY_F32, 2, sa);
+    alloy_array X = alloy_array_contiguous(bb, 0, ALLOY_F32, 2, sb);
+    alloy_triangular_desc d = alloy_triangular_desc_default();
+    d.side = ALLOY_LEFT;
+    d.uplo = ALLOY_LOWER;
+    double ra[101], rb[101], ratio[101];
+    for (int p = 0; p < pairs; p++) {
+        double best = 1e30;
+        for (int r = 0; r < 3; r++) {
+            memcpy(x, b0, bs);
+            alloy_cmdbuf *cb;
+            check(alloy_cmdbuf_create(c->q, &cb), "cmdbuf");
+            check(alloy_encode_triangular_solve(cb, &d, &A, &X), "triangular_solve");
+            double t0 = now();
+            check(alloy_cmdbuf_commit(cb), "commit");
+            check(alloy_cmdbuf_wait(cb), "wait");
+            double t = now() - t0;
+            best = t < best ? t : best;
+            alloy_cmdbuf_destroy(cb);
+        }
+        ra[p] = best;
+        best = 1e30;
+        for (int r = 0; r < 3; r++) {
+            memcpy(ref, b0, bs);
+            double t0 = now();
+            cblas_strsm(CblasRowMajor, CblasLeft, CblasLower, CblasNoTrans, CblasNonUnit, m, n,
+                        1.0f, a, m, ref, n);
+            double t = now() - t0;
+            best = t < best ? t : best;
+        }
+        rb[p] = best;
+        ratio[p] = rb[p] / ra[p];
+    }
+    double err = 0, scale = 0;
+    for (size_t i = 0; i < (size_t)m * (size_t)n; i++) {
+        err = fmax(err, fabs((double)x[i] - (double)ref[i]));
+        scale = fmax(scale, fabs((double)ref[i]));
+    }
+    int bad = err > 1e-4 * scale * sqrt((double)m);
+    if (bad)
+        fprintf(stderr, "strsm %dx%d: alloy differs from OpenBLAS by %g\n", m, n, err);
+    qsort(ra, (size_t)pairs, sizeof(double), cmp);
+    qsort(rb, (size_t)pairs, sizeof(double), cmp);
+    qsort(ratio, (size_t)pairs, sizeof(double), cmp);
+    double fl = (double)m * m * n;
+    char name[48];
+    snprintf(name, sizeof name, "strsm %dx%d", m, n);
+    printf("%-20s %12.1f %12.1f %10.3f %8.3f..%-8.3f\n", name, fl / ra[pairs / 2] * 1e-9,
+           fl / rb[pairs / 2] * 1e-9, ratio[pairs / 2], ratio[0], ratio[pairs - 1]);
+    fflush(stdout);
+    free(b0);
+    alloy_buffer_destroy(ba);
+    alloy_buffer_destroy(bb);
+    alloy_buffer_destroy(br);
+    return bad;
+}
+
 int main(int argc, char **argv)
 {
     int pairs = argc > 1 ? atoi(argv[1]) : 7;
@@ -291,6 +376,8 @@ int main(int argc, char **argv)
     for (int si = 0; si < 2; si++)
         if (getrf_case(&c, lsizes[si], ALLOY_F32, pairs))
             return 1;
+    if (strsm_case(&c, 1024, 256, pairs) || strsm_case(&c, 2048, 2048, pairs))
+        return 1;
     alloy_queue_destroy(c.q);
     alloy_device_close(c.dev);
     return 0;
