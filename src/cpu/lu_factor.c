@@ -23,7 +23,8 @@ enum { STAGE_START, STAGE_INIT, STAGE_PANEL, STAGE_SWAP, STAGE_UPDATE, STAGE_COP
 typedef struct lu_exec {
     alloy__workmat x;
     int64_t nb, k, kb;
-    int64_t kb_next; /* the next panel's width (0: none): its columns belong to the lookahead task */
+    /* the next panel's width (0: none): its columns belong to the lookahead task */
+    int64_t kb_next;
     int64_t left_blocks, right_blocks;
     alloy__gemm_tiling tiling;
     int64_t tiles;
@@ -47,8 +48,8 @@ static size_t lu_scratch(const alloy__cpu_device *cd, const alloy__op *op)
     return alloy__gemm_scratch(cd->kernels, op->u.lu_factor.a.dtype == ALLOY_F64);
 }
 
-static alloy_status lu_begin(alloy__cpu_device *cd, alloy__cpu_queue *cq, alloy__op *op,
-                                char *err, size_t cap)
+static alloy_status lu_begin(alloy__cpu_device *cd, alloy__cpu_queue *cq, alloy__op *op, char *err,
+                             size_t cap)
 {
     const alloy__lu_factor_op *lu = &op->u.lu_factor;
     lu_exec *e = (lu_exec *)op->exec;
@@ -73,7 +74,11 @@ static void plan_panel(const alloy__cpu_device *cd, const alloy__lu_factor_op *l
     e->left_blocks = ceil_div(e->k, SWAP_COLS);
     e->right_blocks = ceil_div(lu->n - e->k - e->kb, SWAP_COLS);
     int64_t rows = lu->m - e->k - e->kb, cols = lu->n - e->k - e->kb - e->kb_next;
-    int64_t want = lu->batch.count >= 64 ? 1 : 64 / lu->batch.count;
+    /* Tiles for 4 tasks a worker, at most 64 (a tiling changes no bits; fewer, larger
+     * tiles repack less) */
+    int64_t want = cd->nworkers <= 1 ? 1 : 4 * (int64_t)cd->nworkers;
+    want = want > 64 ? 64 : want;
+    want = lu->batch.count >= want ? 1 : want / lu->batch.count;
     e->tiling = alloy__gemm_plan(cd->kernels, lu->a.dtype == ALLOY_F64, rows, cols, want);
     e->tiles = rows > 0 && cols > 0 ? e->tiling.tiles_m * e->tiling.tiles_n : 0;
 }
@@ -168,8 +173,8 @@ static void panel_task(const alloy__cpu_exec *ex, const alloy__lu_factor_op *lu,
         zero = alloy__lu_rec_f64(ex->cd->kernels, (double *)panel, ld, lu->m - k, kb, piv,
                                  ex->scratch);
     else
-        zero = alloy__lu_rec_f32(ex->cd->kernels, (float *)panel, ld, lu->m - k, kb, piv,
-                                 ex->scratch);
+        zero =
+            alloy__lu_rec_f32(ex->cd->kernels, (float *)panel, ld, lu->m - k, kb, piv, ex->scratch);
     int32_t *pout;
     int32_t *info = entry_info(lu, b, &pout);
     if (zero >= 0 && *info == 0)
@@ -291,5 +296,5 @@ static alloy_status lu_end(alloy__cpu_device *cd, alloy__op *op, char *err, size
     return ALLOY_OK;
 }
 
-const alloy__cpu_op_impl alloy__cpu_lu_factor_impl = {lu_check, lu_scratch, lu_begin,
-                                                      lu_next_phase, lu_task, lu_end};
+const alloy__cpu_op_impl alloy__cpu_lu_factor_impl = {lu_check,      lu_scratch, lu_begin,
+                                                      lu_next_phase, lu_task,    lu_end};
