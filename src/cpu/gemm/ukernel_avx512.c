@@ -11,6 +11,20 @@
 
 #define ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
 
+/* The k loop of every kernel below around its KSTEP (one k step; advances b and k): with a
+ * `next` hint, kc * 16 bytes of it into L2, one 64-byte line every fourth step. */
+#define K_LOOP                                                                                     \
+    int64_t k = 0;                                                                                 \
+    if (next) {                                                                                    \
+        const char *pf = (const char *)next;                                                       \
+        for (; k + 4 <= kc; pf += 4 * ALLOY__UKR_PREFETCH_PER_K) {                                 \
+            _mm_prefetch(pf, _MM_HINT_T1);                                                         \
+            KSTEP KSTEP KSTEP KSTEP                                                                \
+        }                                                                                          \
+    }                                                                                              \
+    while (k < kc)                                                                                 \
+    KSTEP
+
 static void ukr_f32(int64_t kc, const float *a, int64_t lda, const float *b, float *acc,
                     int64_t ldacc, int accumulate, const void *next)
 {
@@ -43,20 +57,7 @@ static void ukr_f32(int64_t kc, const float *a, int64_t lda, const float *b, flo
         b += 32;                                                                                   \
         k++;                                                                                       \
     }
-    int64_t k = 0;
-    if (next) {
-        /* kc * 16 bytes of `next` into L2, one 64-byte line every fourth step */
-        const char *pf = (const char *)next;
-        for (; k + 4 <= kc; pf += 4 * ALLOY__UKR_PREFETCH_PER_K) {
-            _mm_prefetch(pf, _MM_HINT_T1);
-            KSTEP
-            KSTEP
-            KSTEP
-            KSTEP
-        }
-    }
-    while (k < kc)
-        KSTEP
+    K_LOOP
 #undef KSTEP
 #undef STEP
 #define STORE(i)                                                                                   \
@@ -98,19 +99,7 @@ static void ukr_f64(int64_t kc, const double *a, int64_t lda, const double *b, d
         b += 16;                                                                                   \
         k++;                                                                                       \
     }
-    int64_t k = 0;
-    if (next) {
-        const char *pf = (const char *)next;
-        for (; k + 4 <= kc; pf += 4 * ALLOY__UKR_PREFETCH_PER_K) {
-            _mm_prefetch(pf, _MM_HINT_T1);
-            KSTEP
-            KSTEP
-            KSTEP
-            KSTEP
-        }
-    }
-    while (k < kc)
-        KSTEP
+    K_LOOP
 #undef KSTEP
 #undef STEP
 #define STORE(i)                                                                                   \
@@ -139,19 +128,7 @@ static void ukr_half_f32(int64_t kc, const float *a, int64_t lda, const float *b
         b += 32;                                                                                   \
         k++;                                                                                       \
     }
-    int64_t k = 0;
-    if (next) {
-        const char *pf = (const char *)next;
-        for (; k + 4 <= kc; pf += 4 * ALLOY__UKR_PREFETCH_PER_K) {
-            _mm_prefetch(pf, _MM_HINT_T1);
-            KSTEP
-            KSTEP
-            KSTEP
-            KSTEP
-        }
-    }
-    while (k < kc)
-        KSTEP
+    K_LOOP
 #undef KSTEP
 #undef STEP
 #define STORE(i) _mm512_storeu_ps(acc + (i)*ldacc, c##i);
@@ -176,19 +153,7 @@ static void ukr_half_f64(int64_t kc, const double *a, int64_t lda, const double 
         b += 16;                                                                                   \
         k++;                                                                                       \
     }
-    int64_t k = 0;
-    if (next) {
-        const char *pf = (const char *)next;
-        for (; k + 4 <= kc; pf += 4 * ALLOY__UKR_PREFETCH_PER_K) {
-            _mm_prefetch(pf, _MM_HINT_T1);
-            KSTEP
-            KSTEP
-            KSTEP
-            KSTEP
-        }
-    }
-    while (k < kc)
-        KSTEP
+    K_LOOP
 #undef KSTEP
 #undef STEP
 #define STORE(i) _mm512_storeu_pd(acc + (i)*ldacc, c##i);
