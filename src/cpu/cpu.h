@@ -35,7 +35,7 @@ struct alloy__cpu_device {
     int sleepers;
     int shutdown;
     alloy__cpu_job *ready_head, *ready_tail; /* jobs that may have tasks to claim */
-    _Atomic uint64_t epoch;                   /* bumped whenever new tasks appear */
+    _Atomic uint64_t epoch;                  /* bumped whenever new tasks appear */
 };
 
 /* The per-command-buffer execution state (the command buffer's backend state). */
@@ -45,11 +45,11 @@ struct alloy__cpu_job {
     /* gen:16 | ntasks:24 | next:24. A task is claimed by one CAS on this word; the
      * packing keeps the count and the claim consistent across phase changes. */
     _Atomic uint64_t claim;
-    _Atomic uint32_t done;     /* tasks finished in the current phase */
-    _Atomic uint32_t gate;     /* FINISHED bit | threads executing this job */
-    uint32_t cap;              /* at most this many threads execute it at once */
-    size_t scratch_need;       /* largest per-task scratch of its ops */
-    uint64_t items, per;       /* current phase: items, and items per task */
+    _Atomic uint32_t done; /* tasks finished in the current phase */
+    _Atomic uint32_t gate; /* FINISHED bit | threads executing this job */
+    uint32_t cap;          /* at most this many threads execute it at once */
+    size_t scratch_need;   /* largest per-task scratch of its ops */
+    uint64_t items, per;   /* current phase: items, and items per task */
     /* Touched only by the one thread advancing phases (with no task running). */
     size_t op_index;
     int op_active;
@@ -121,6 +121,16 @@ int alloy__cpu_job_help(alloy_queue *q, alloy__cpu_job *job);
 static inline uint64_t alloy__cpu_tasks(int64_t count, int64_t per)
 {
     return (uint64_t)((count + per - 1) / per);
+}
+/* Tiles to cut each of `count` batch entries into for the device's workers: 4 tasks a
+ * worker in all, at most `cap`, one for a single worker (a tiling changes no bits; fewer,
+ * larger tiles repack less). */
+static inline int64_t alloy__cpu_tiles_wanted(const alloy__cpu_device *cd, int64_t count,
+                                              int64_t cap)
+{
+    int64_t want = cd->nworkers <= 1 ? 1 : 4 * (int64_t)cd->nworkers;
+    want = want > cap ? cap : want;
+    return count >= want || count == 0 ? 1 : want / count;
 }
 /* Items per task so that there are at most ALLOY__CPU_MAX_TASKS tasks and at least
  * `min_per` items in each. */

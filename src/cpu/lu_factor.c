@@ -74,12 +74,8 @@ static void plan_panel(const alloy__cpu_device *cd, const alloy__lu_factor_op *l
     e->left_blocks = ceil_div(e->k, SWAP_COLS);
     e->right_blocks = ceil_div(lu->n - e->k - e->kb, SWAP_COLS);
     int64_t rows = lu->m - e->k - e->kb, cols = lu->n - e->k - e->kb - e->kb_next;
-    /* Tiles for 4 tasks a worker, at most 64 (a tiling changes no bits; fewer, larger
-     * tiles repack less) */
-    int64_t want = cd->nworkers <= 1 ? 1 : 4 * (int64_t)cd->nworkers;
-    want = want > 64 ? 64 : want;
-    want = lu->batch.count >= want ? 1 : want / lu->batch.count;
-    e->tiling = alloy__gemm_plan(cd->kernels, lu->a.dtype == ALLOY_F64, rows, cols, want);
+    e->tiling = alloy__gemm_plan(cd->kernels, lu->a.dtype == ALLOY_F64, rows, cols,
+                                 alloy__cpu_tiles_wanted(cd, lu->batch.count, 64));
     e->tiles = rows > 0 && cols > 0 ? e->tiling.tiles_m * e->tiling.tiles_n : 0;
 }
 

@@ -34,8 +34,6 @@ typedef struct matmul_exec {
 /* Tiles enough for 32 workers to share a single large product (more tiles repack the
  * same A rows more often). */
 #define WANT_TILES 32
-/* With fewer workers, this many tiles each (dynamic scheduling evens out the rest). */
-#define TILES_PER_WORKER 4
 /* Small tiles are grouped so a task has at least this many multiply-adds. */
 #define MIN_TASK_FMAS (INT64_C(1) << 16)
 /* B pack tasks: a K block of this many columns (whole rows of B at 2048 are read front
@@ -86,12 +84,8 @@ static alloy_status matmul_check(const alloy__cpu_device *cd, alloy__op *op)
         x->nsplit = (mm->k + x->kchunk - 1) / x->kchunk;
     }
     if (!x->skinny) {
-        int64_t for_workers = (int64_t)cd->nworkers * TILES_PER_WORKER;
-        int64_t want_w = cd->nworkers <= 1          ? 1
-                         : for_workers < WANT_TILES ? for_workers
-                                                    : WANT_TILES;
-        want_w = mm->batch.count >= want_w || mm->batch.count == 0 ? 1 : want_w / mm->batch.count;
-        x->tiling = alloy__gemm_plan(cd->kernels, is_f64(mm), mm->m, mm->n, want_w);
+        x->tiling = alloy__gemm_plan(cd->kernels, is_f64(mm), mm->m, mm->n,
+                                     alloy__cpu_tiles_wanted(cd, mm->batch.count, WANT_TILES));
         x->tiles = x->tiling.tiles_m * x->tiling.tiles_n;
         total = x->tiles * mm->batch.count;
     }
