@@ -44,6 +44,40 @@ static void check(alloy_status s, const char *what)
     }
 }
 
+/* The inputs' values: a linear congruential sequence mapped to [-0.5, 0.5). */
+static double next_value(unsigned *seed)
+{
+    *seed = *seed * 1103515245u + 12345u;
+    return (double)((*seed >> 8) & 0xffff) / 65536.0 - 0.5;
+}
+
+/* Largest |got - want| over n floats; *scale: the largest |want|. */
+static double max_diff(const float *got, const float *want, size_t n, double *scale)
+{
+    double err = 0;
+    *scale = 0;
+    for (size_t i = 0; i < n; i++) {
+        err = fmax(err, fabs((double)got[i] - (double)want[i]));
+        *scale = fmax(*scale, fabs((double)want[i]));
+    }
+    return err;
+}
+
+/* One table row from the pairs' times (ra: alloy's, rb: the vendor's; both get sorted):
+ * median GFLOPS of each side, and the median and spread of vendor time / alloy time. */
+static void report(const char *name, double flops, double *ra, double *rb, int pairs)
+{
+    double ratio[101];
+    for (int p = 0; p < pairs; p++)
+        ratio[p] = rb[p] / ra[p]; /* > 1: alloy faster */
+    qsort(ra, (size_t)pairs, sizeof(double), cmp);
+    qsort(rb, (size_t)pairs, sizeof(double), cmp);
+    qsort(ratio, (size_t)pairs, sizeof(double), cmp);
+    printf("%-20s %12.1f %12.1f %10.3f %8.3f..%-8.3f\n", name, flops / ra[pairs / 2] * 1e-9,
+           flops / rb[pairs / 2] * 1e-9, ratio[pairs / 2], ratio[0], ratio[pairs - 1]);
+    fflush(stdout);
+}
+
 /* Timings per side of one pair: the best of this many. */
 static int gemm_reps(int m, int n, int k)
 {
@@ -102,41 +136,26 @@ static int sgemm_case(ctx *c, int m, int n, int k, int pairs)
     float *a = alloy_buffer_contents(ba), *b = alloy_buffer_contents(bb);
     float *ref = alloy_buffer_contents(br);
     unsigned seed = 12345;
-    for (size_t i = 0; i < (size_t)m * (size_t)k; i++) {
-        seed = seed * 1103515245u + 12345u;
-        a[i] = (float)((seed >> 8) & 0xffff) / 65536.0f - 0.5f;
-    }
-    for (size_t i = 0; i < (size_t)k * (size_t)n; i++) {
-        seed = seed * 1103515245u + 12345u;
-        b[i] = (float)((seed >> 8) & 0xffff) / 65536.0f - 0.5f;
-    }
-    double ra[101], rb[101], ratio[101];
+    for (size_t i = 0; i < (size_t)m * (size_t)k; i++)
+        a[i] = (float)next_value(&seed);
+    for (size_t i = 0; i < (size_t)k * (size_t)n; i++)
+        b[i] = (float)next_value(&seed);
+    double ra[101], rb[101];
     for (int p = 0; p < pairs; p++) {
         ra[p] = run_alloy_gemm(c, ba, bb, bc, m, n, k);
         rb[p] = run_blas_gemm(a, b, ref, m, n, k);
-        ratio[p] = rb[p] / ra[p]; /* > 1: alloy faster */
     }
-    const float *cc = alloy_buffer_contents(bc);
-    double err = 0, scale = 0;
-    for (size_t i = 0; i < (size_t)m * (size_t)n; i++) {
-        err = fmax(err, fabs((double)cc[i] - (double)ref[i]));
-        scale = fmax(scale, fabs((double)ref[i]));
-    }
+    double scale;
+    double err = max_diff(alloy_buffer_contents(bc), ref, (size_t)m * (size_t)n, &scale);
     int bad = err > 1e-4 * scale * sqrt((double)k);
     if (bad)
         fprintf(stderr, "sgemm %dx%dx%d: alloy differs from OpenBLAS by %g\n", m, n, k, err);
-    qsort(ra, (size_t)pairs, sizeof(double), cmp);
-    qsort(rb, (size_t)pairs, sizeof(double), cmp);
-    qsort(ratio, (size_t)pairs, sizeof(double), cmp);
-    double fl = 2.0 * m * (double)n * k;
     char name[48];
     if (m == n && n == k)
         snprintf(name, sizeof name, "sgemm %d", n);
     else
         snprintf(name, sizeof name, "sgemm %dx%dx%d", m, n, k);
-    printf("%-20s %12.1f %12.1f %10.3f %8.3f..%-8.3f\n", name, fl / ra[pairs / 2] * 1e-9,
-           fl / rb[pairs / 2] * 1e-9, ratio[pairs / 2], ratio[0], ratio[pairs - 1]);
-    fflush(stdout);
+    report(name, 2.0 * m * (double)n * k, ra, rb, pairs);
     alloy_buffer_destroy(ba);
     alloy_buffer_destroy(bb);
     alloy_buffer_destroy(bc);
@@ -200,18 +219,16 @@ static int getrf_case(ctx *c, int n, alloy_dtype dt, int pairs)
     }
     unsigned seed = 777;
     for (size_t i = 0; i < (size_t)n * (size_t)n; i++) {
-        seed = seed * 1103515245u + 12345u;
-        double v = (double)((seed >> 8) & 0xffff) / 65536.0 - 0.5;
+        double v = next_value(&seed);
         if (dt == ALLOY_F64)
             ((double *)src)[i] = v;
         else
             ((float *)src)[i] = (float)v;
     }
-    double ra[101], rb[101], ratio[101];
+    double ra[101], rb[101];
     for (int p = 0; p < pairs; p++) {
         ra[p] = run_alloy_lu(c, ba, bp, bi, src, n, dt);
         rb[p] = run_lapacke_lu(work, piv, src, n, dt);
-        ratio[p] = rb[p] / ra[p];
     }
     const char *name0 = dt == ALLOY_F64 ? "dgetrf" : "sgetrf";
     /* f64 pivots must equal LAPACKE's (alloy's pivot search is i?amax's); in f32 a
@@ -229,14 +246,9 @@ static int getrf_case(ctx *c, int n, alloy_dtype dt, int pairs)
                 piv[first]);
         bad = 1;
     }
-    qsort(ra, (size_t)pairs, sizeof(double), cmp);
-    qsort(rb, (size_t)pairs, sizeof(double), cmp);
-    qsort(ratio, (size_t)pairs, sizeof(double), cmp);
-    double fl = 2.0 / 3.0 * n * (double)n * n;
     char name[32];
     snprintf(name, sizeof name, "%s %d", name0, n);
-    printf("%-20s %12.1f %12.1f %10.3f %8.3f..%-8.3f\n", name, fl / ra[pairs / 2] * 1e-9,
-           fl / rb[pairs / 2] * 1e-9, ratio[pairs / 2], ratio[0], ratio[pairs - 1]);
+    report(name, 2.0 / 3.0 * n * (double)n * n, ra, rb, pairs);
     if (differ && dt != ALLOY_F64)
         printf("  (%s: %d pivots differ from LAPACKE's, from row %d on: an f32 near-tie)\n", name,
                differ, first);
@@ -268,21 +280,18 @@ static int strsm_case(ctx *c, int m, int n, int pairs)
     unsigned seed = 4242;
     for (int i = 0; i < m; i++)
         for (int j = 0; j < m; j++) {
-            seed = seed * 1103515245u + 12345u;
-            double v = (double)((seed >> 8) & 0xffff) / 65536.0 - 0.5;
+            double v = next_value(&seed);
             a[(size_t)i * m + j] = i == j ? 2.0f : j < i ? (float)(v / m) : 0.0f;
         }
-    for (size_t i = 0; i < (size_t)m * (size_t)n; i++) {
-        seed = seed * 1103515245u + 12345u;
-        b0[i] = (float)((seed >> 8) & 0xffff) / 65536.0f - 0.5f;
-    }
+    for (size_t i = 0; i < (size_t)m * (size_t)n; i++)
+        b0[i] = (float)next_value(&seed);
     int64_t sa[2] = {m, m}, sb[2] = {m, n};
     alloy_array A = alloy_array_contiguous(ba, 0, ALLOY_F32, 2, sa);
     alloy_array X = alloy_array_contiguous(bb, 0, ALLOY_F32, 2, sb);
     alloy_triangular_desc d = alloy_triangular_desc_default();
     d.side = ALLOY_LEFT;
     d.uplo = ALLOY_LOWER;
-    double ra[101], rb[101], ratio[101];
+    double ra[101], rb[101];
     for (int p = 0; p < pairs; p++) {
         double best = 1e30;
         for (int r = 0; r < 3; r++) {
@@ -308,25 +317,15 @@ static int strsm_case(ctx *c, int m, int n, int pairs)
             best = t < best ? t : best;
         }
         rb[p] = best;
-        ratio[p] = rb[p] / ra[p];
     }
-    double err = 0, scale = 0;
-    for (size_t i = 0; i < (size_t)m * (size_t)n; i++) {
-        err = fmax(err, fabs((double)x[i] - (double)ref[i]));
-        scale = fmax(scale, fabs((double)ref[i]));
-    }
+    double scale;
+    double err = max_diff(x, ref, (size_t)m * (size_t)n, &scale);
     int bad = err > 1e-4 * scale * sqrt((double)m);
     if (bad)
         fprintf(stderr, "strsm %dx%d: alloy differs from OpenBLAS by %g\n", m, n, err);
-    qsort(ra, (size_t)pairs, sizeof(double), cmp);
-    qsort(rb, (size_t)pairs, sizeof(double), cmp);
-    qsort(ratio, (size_t)pairs, sizeof(double), cmp);
-    double fl = (double)m * m * n;
     char name[48];
     snprintf(name, sizeof name, "strsm %dx%d", m, n);
-    printf("%-20s %12.1f %12.1f %10.3f %8.3f..%-8.3f\n", name, fl / ra[pairs / 2] * 1e-9,
-           fl / rb[pairs / 2] * 1e-9, ratio[pairs / 2], ratio[0], ratio[pairs - 1]);
-    fflush(stdout);
+    report(name, (double)m * m * n, ra, rb, pairs);
     free(b0);
     alloy_buffer_destroy(ba);
     alloy_buffer_destroy(bb);
