@@ -990,6 +990,48 @@ TEST(matmul_bad_inputs)
 
 /* A batch dimension of extent 0 is an empty product: it must encode and run, writing
  * nothing (numpy gives an empty result). */
+/* Small products read a row-major B in place through the masked direct kernel, edge
+ * columns and all, straight into C: every column count of a sliver's edge (1..NR-1, a
+ * whole sliver, one past), rows over whole and partial slivers, C and B contiguous and
+ * padded (a write past the last column lands in the padding, which must not change), into
+ * C directly (alpha 1, beta 0) and through the epilogue. */
+TEST(matmul_direct_edges)
+{
+    const uint64_t seed = test_seed(0xd1ec7);
+    test_rng r = {seed};
+    alloy_device *dev = test_cpu_device(0);
+    mm_ctx x = mm_ctx_new(dev, seed);
+    const int64_t ms[] = {12, 13, 23, 24, 35}, ns[] = {1, 5, 8, 15, 16, 17, 31, 32, 33, 47, 63},
+                  ks[] = {1, 37};
+    const alloy_dtype ts[] = {ALLOY_F32, ALLOY_F64};
+    for (size_t mi = 0; mi < sizeof ms / sizeof ms[0]; mi++)
+        for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++)
+            for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++)
+                for (int v = 0; v < 16; v++) {
+                    const alloy_dtype t = ts[v & 1];
+                    const int blay = v & 2 ? L_PAD : L_ROW, clay = v & 4 ? L_PAD : L_ROW;
+                    alloy_buffer *ab, *bb, *cbuf;
+                    alloy_array a = make_matrix(&x, &r, t, 0, NULL, ms[mi], ks[ki], L_ROW, 0, &ab);
+                    alloy_array b = make_matrix(&x, &r, t, 0, NULL, ks[ki], ns[ni], blay, 0, &bb);
+                    alloy_array c = make_matrix(&x, &r, t, 0, NULL, ms[mi], ns[ni], clay, 0, &cbuf);
+                    fill_view(&x, &r, &a);
+                    fill_view(&x, &r, &b);
+                    alloy_matmul_desc md = alloy_matmul_desc_default();
+                    if (v & 8) {
+                        md.alpha = 0.5;
+                        md.beta = 1.0;
+                        fill_view(&x, &r, &c);
+                    }
+                    run_and_check(&x, &md, &a, &b, NULL, &c, (mm_ref_opts){0, 1});
+                    x.index++;
+                    ASSERT_OK(alloy_buffer_destroy(ab));
+                    ASSERT_OK(alloy_buffer_destroy(bb));
+                    ASSERT_OK(alloy_buffer_destroy(cbuf));
+                }
+    mm_ctx_free(&x);
+    ASSERT_OK(alloy_device_close(dev));
+}
+
 TEST(matmul_zero_batch)
 {
     alloy_device *dev = test_cpu_device(1);
@@ -1020,6 +1062,7 @@ TEST_LIST{
     TEST_ENTRY(matmul_half_precision),
     TEST_ENTRY(matmul_kernels_bitwise),
     TEST_ENTRY(matmul_bad_inputs),
+    TEST_ENTRY(matmul_direct_edges),
     /* last: it exposes a crash (SIGFPE) in this build; see the report */
     TEST_ENTRY(matmul_zero_batch),
 };

@@ -48,6 +48,11 @@ void alloy__gemm_tile_packed_f64(const alloy__cpu_kernels *kt, const alloy__gemm
                                  int64_t i0, int64_t mt, int64_t j0, int64_t nt,
                                  const void *packed_b, const void *packed_a, void *scratch);
 
+/* Whether the tiles read B in place (row-major in the compute type, small, rows not a
+ * multiple of 4 KB apart, and a kernel with masked loads) instead of packing it: then
+ * packing it once for all tiles does not pay either. */
+int alloy__gemm_b_direct(const alloy__cpu_kernels *kt, int f64, const alloy__mat *b, int64_t k);
+
 /* The skinny path: C[0:m, j0:j0+nt] for m <= 4, alpha != 0, k > 0 and a row-major B in
  * the compute type (cs == 1), nt <= ALLOY__SKINNY_COLS. Same bits as the tiled path. */
 #define ALLOY__SKINNY_KB 4096

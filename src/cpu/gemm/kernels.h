@@ -31,6 +31,17 @@ typedef void (*alloy__ukr_f32)(int64_t kc, const float *a, int64_t lda, const fl
 typedef void (*alloy__ukr_f64)(int64_t kc, const double *a, int64_t lda, const double *b,
                                double *acc, int64_t ldacc, int accumulate, const void *next);
 
+/* The microkernel on a row-major B read in place (row k at b + k * ldb) into C itself
+ * (ldc), for the first `cols` (1..NR) columns only: loads and stores past them are masked
+ * off, so nothing beyond is read or written. The same chains as the microkernel's, so the
+ * same bits; for small products, where packing B and copying edge tiles cost more than
+ * the products save. */
+typedef void (*alloy__ukr_direct_f32)(int64_t kc, const float *a, int64_t lda, const float *b,
+                                      int64_t ldb, float *c, int64_t ldc, int accumulate, int cols);
+typedef void (*alloy__ukr_direct_f64)(int64_t kc, const double *a, int64_t lda, const double *b,
+                                      int64_t ldb, double *c, int64_t ldc, int accumulate,
+                                      int cols);
+
 /* Skinny kernel for m <= 4 rows of A against a row-major B (ldb), any n:
  *   acc[i * ldacc + j] = (accumulate ? acc[i * ldacc + j] : 0)
  *                        + sum over k = 0 .. kc-1, in that order, of a[i*lda + k] * b[k*ldb + j]
@@ -65,6 +76,9 @@ typedef struct alloy__cpu_kernels {
      * micro-tiles at most half a sliver wide; NULL where the ISA has none. */
     alloy__ukr_f32 ukr_half_f32;
     alloy__ukr_f64 ukr_half_f64;
+    /* NULL where the ISA has no masked loads and stores */
+    alloy__ukr_direct_f32 ukr_direct_f32;
+    alloy__ukr_direct_f64 ukr_direct_f64;
     alloy__norm_row_fn norm_row_f32, norm_row_f64;
     alloy__gemv_f32 gemv_f32;
     alloy__gemv_f64 gemv_f64;

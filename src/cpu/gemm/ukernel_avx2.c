@@ -97,7 +97,15 @@ static void ukr_f64(int64_t kc, const double *a, int64_t lda, const double *b, d
 #define VZERO _mm256_setzero_ps
 #define VFMA _mm256_fmadd_ps
 #define SFMA fmaf
+/* the first n (< L) lanes, nothing past them touched */
+#define LANES_F32(n)                                                                               \
+    _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+#define VLOADN(p, n) _mm256_maskload_ps(p, LANES_F32(n))
+#define VSTOREN(p, v, n) _mm256_maskstore_ps(p, LANES_F32(n), v)
 #include "skinny.inc"
+#undef VLOADN
+#undef VSTOREN
+#undef LANES_F32
 #undef T
 #undef SUF
 #undef V
@@ -119,7 +127,13 @@ static void ukr_f64(int64_t kc, const double *a, int64_t lda, const double *b, d
 #define VZERO _mm256_setzero_pd
 #define VFMA _mm256_fmadd_pd
 #define SFMA fma
+#define LANES_F64(n) _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3))
+#define VLOADN(p, n) _mm256_maskload_pd(p, LANES_F64(n))
+#define VSTOREN(p, v, n) _mm256_maskstore_pd(p, LANES_F64(n), v)
 #include "skinny.inc"
+#undef VLOADN
+#undef VSTOREN
+#undef LANES_F64
 #undef T
 #undef SUF
 #undef V
@@ -138,6 +152,8 @@ static const alloy__cpu_kernels avx2 = {
     {MR, 8, KC, 96, 256, 96},
     ukr_f32,
     ukr_f64,
+    NULL,
+    NULL,
     NULL,
     NULL,
     alloy__norm_row_f32_avx2,

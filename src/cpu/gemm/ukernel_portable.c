@@ -96,6 +96,8 @@ static const alloy__cpu_kernels portable = {
     ukr_f64,
     NULL,
     NULL,
+    NULL,
+    NULL,
     alloy__norm_row_f32_portable,
     alloy__norm_row_f64_portable,
     gemv_f32,
