@@ -161,107 +161,22 @@ static void ukr_half_f64(int64_t kc, const double *a, int64_t lda, const double 
 #undef STORE
 }
 
-/* The direct kernels: B read in place, C in place, columns past `cols` masked off. Full
- * width (two vectors) or, for at most half a sliver, one. */
-static void ukr_direct_f32(int64_t kc, const float *a, int64_t lda, const float *b, int64_t ldb,
-                           float *c, int64_t ldc, int accumulate, int cols)
-{
-    const __mmask16 m0 = cols >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << cols) - 1);
-    if (cols <= 16) {
-#define DECL(i)                                                                                    \
-    __m512 c##i = accumulate ? _mm512_maskz_loadu_ps(m0, c + (i)*ldc) : _mm512_setzero_ps();
-        ROWS(DECL)
-#undef DECL
-        for (int64_t k = 0; k < kc; k++) {
-            const __m512 b0 = _mm512_maskz_loadu_ps(m0, b + k * ldb);
-#define STEP(i) c##i = _mm512_fmadd_ps(_mm512_set1_ps(a[(i)*lda + k]), b0, c##i);
-            ROWS(STEP)
-#undef STEP
-        }
-#define STORE(i) _mm512_mask_storeu_ps(c + (i)*ldc, m0, c##i);
-        ROWS(STORE)
-#undef STORE
-        return;
-    }
-    const __mmask16 m1 = cols >= 32 ? (__mmask16)0xffff : (__mmask16)((1u << (cols - 16)) - 1);
-#define DECL(i)                                                                                    \
-    __m512 c##i##0 = accumulate ? _mm512_loadu_ps(c + (i)*ldc) : _mm512_setzero_ps();              \
-    __m512 c##i##1 = accumulate ? _mm512_maskz_loadu_ps(m1, c + (i)*ldc + 16) : _mm512_setzero_ps();
-    ROWS(DECL)
-#undef DECL
-    for (int64_t k = 0; k < kc; k++) {
-        const __m512 b0 = _mm512_loadu_ps(b + k * ldb),
-                     b1 = _mm512_maskz_loadu_ps(m1, b + k * ldb + 16);
-#define STEP(i)                                                                                    \
-    {                                                                                              \
-        __m512 ai = _mm512_set1_ps(a[(i)*lda + k]);                                                \
-        c##i##0 = _mm512_fmadd_ps(ai, b0, c##i##0);                                                \
-        c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1);                                                \
-    }
-        ROWS(STEP)
-#undef STEP
-    }
-#define STORE(i)                                                                                   \
-    _mm512_storeu_ps(c + (i)*ldc, c##i##0);                                                        \
-    _mm512_mask_storeu_ps(c + (i)*ldc + 16, m1, c##i##1);
-    ROWS(STORE)
-#undef STORE
-}
-
-static void ukr_direct_f64(int64_t kc, const double *a, int64_t lda, const double *b, int64_t ldb,
-                           double *c, int64_t ldc, int accumulate, int cols)
-{
-    const __mmask8 m0 = cols >= 8 ? (__mmask8)0xff : (__mmask8)((1u << cols) - 1);
-    if (cols <= 8) {
-#define DECL(i)                                                                                    \
-    __m512d c##i = accumulate ? _mm512_maskz_loadu_pd(m0, c + (i)*ldc) : _mm512_setzero_pd();
-        ROWS(DECL)
-#undef DECL
-        for (int64_t k = 0; k < kc; k++) {
-            const __m512d b0 = _mm512_maskz_loadu_pd(m0, b + k * ldb);
-#define STEP(i) c##i = _mm512_fmadd_pd(_mm512_set1_pd(a[(i)*lda + k]), b0, c##i);
-            ROWS(STEP)
-#undef STEP
-        }
-#define STORE(i) _mm512_mask_storeu_pd(c + (i)*ldc, m0, c##i);
-        ROWS(STORE)
-#undef STORE
-        return;
-    }
-    const __mmask8 m1 = cols >= 16 ? (__mmask8)0xff : (__mmask8)((1u << (cols - 8)) - 1);
-#define DECL(i)                                                                                    \
-    __m512d c##i##0 = accumulate ? _mm512_loadu_pd(c + (i)*ldc) : _mm512_setzero_pd();             \
-    __m512d c##i##1 = accumulate ? _mm512_maskz_loadu_pd(m1, c + (i)*ldc + 8) : _mm512_setzero_pd();
-    ROWS(DECL)
-#undef DECL
-    for (int64_t k = 0; k < kc; k++) {
-        const __m512d b0 = _mm512_loadu_pd(b + k * ldb),
-                      b1 = _mm512_maskz_loadu_pd(m1, b + k * ldb + 8);
-#define STEP(i)                                                                                    \
-    {                                                                                              \
-        __m512d ai = _mm512_set1_pd(a[(i)*lda + k]);                                               \
-        c##i##0 = _mm512_fmadd_pd(ai, b0, c##i##0);                                                \
-        c##i##1 = _mm512_fmadd_pd(ai, b1, c##i##1);                                                \
-    }
-        ROWS(STEP)
-#undef STEP
-    }
-#define STORE(i)                                                                                   \
-    _mm512_storeu_pd(c + (i)*ldc, c##i##0);                                                        \
-    _mm512_mask_storeu_pd(c + (i)*ldc + 8, m1, c##i##1);
-    ROWS(STORE)
-#undef STORE
-}
-
 #define T float
 #define SUF f32
 #define V __m512
 #define L 16
+#define M __mmask16
 #define VLOADU _mm512_loadu_ps
+#define VMLOADZ _mm512_maskz_loadu_ps
 #define VSTOREU _mm512_storeu_ps
+#define VMSTORE _mm512_mask_storeu_ps
 #define VSET1 _mm512_set1_ps
 #define VZERO _mm512_setzero_ps
 #define VFMA _mm512_fmadd_ps
+#include "ukernel_direct_avx512.inc"
+#undef M
+#undef VMLOADZ
+#undef VMSTORE
 #define SFMA fmaf
 /* the first n (< L) lanes, nothing past them touched */
 #define VLOADN(p, n) _mm512_maskz_loadu_ps((__mmask16)((1u << (n)) - 1), p)
@@ -284,11 +199,18 @@ static void ukr_direct_f64(int64_t kc, const double *a, int64_t lda, const doubl
 #define SUF f64
 #define V __m512d
 #define L 8
+#define M __mmask8
 #define VLOADU _mm512_loadu_pd
+#define VMLOADZ _mm512_maskz_loadu_pd
 #define VSTOREU _mm512_storeu_pd
+#define VMSTORE _mm512_mask_storeu_pd
 #define VSET1 _mm512_set1_pd
 #define VZERO _mm512_setzero_pd
 #define VFMA _mm512_fmadd_pd
+#include "ukernel_direct_avx512.inc"
+#undef M
+#undef VMLOADZ
+#undef VMSTORE
 #define SFMA fma
 #define VLOADN(p, n) _mm512_maskz_loadu_pd((__mmask8)((1u << (n)) - 1), p)
 #define VSTOREN(p, v, n) _mm512_mask_storeu_pd(p, (__mmask8)((1u << (n)) - 1), v)
