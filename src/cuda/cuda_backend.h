@@ -159,6 +159,21 @@ alloy_status alloy__cu_trsm_lower(const alloy__cu_solve *x, alloy__cu_view l, al
 /* C = beta * C - A B with A m x k (operand ta), B k x n and C m x n (operand tb). */
 alloy_status alloy__cu_gemm_minus(const alloy__cu_solve *x, alloy__cu_view a, alloy__cu_view b,
                                   alloy__cu_view c, int64_t m, int64_t n, int64_t k, double beta);
+/* Row interchanges (the laswp kernel) of matrix a by its pivots: row k, for k in [k0, k1)
+ * (descending when reverse), swapped with row pivots[k] - 1 on columns [c0, c1) except
+ * [skip0, skip1). batch: strides[0] are a's, strides[1] the pivots'. The LU's and the LU
+ * solve's (launch_lu.c). */
+typedef struct alloy__cu_swaps {
+    alloy__mat a;
+    alloy__vec pivots;
+    alloy__batch batch;
+    uint64_t guard;
+    int64_t c0, c1, skip0, skip1, k0, k1;
+    int reverse;
+} alloy__cu_swaps;
+alloy_status alloy__cu_laswp(alloy__cu_device *cu, CUstream s, int f64, const alloy__cu_swaps *sw,
+                             char *err, size_t cap);
+
 /* The grid's y extent for a batch of `count`. */
 unsigned alloy__cu_grid_y(int64_t count);
 

@@ -52,33 +52,42 @@ static int64_t chunk_for(const alloy__cu_device *cu, int64_t rows, int64_t jb, i
     return 0;
 }
 
-/* Row interchanges k in [k0, k1) on columns [c0, c1) but [skip0, skip1). */
+alloy_status alloy__cu_laswp(alloy__cu_device *cu, CUstream s, int f64, const alloy__cu_swaps *sw,
+                             char *err, size_t cap)
+{
+    const int64_t span = sw->c1 - sw->c0 - (sw->skip1 - sw->skip0);
+    if (span <= 0 || sw->k1 <= sw->k0)
+        return ALLOY_OK;
+    alloy_cu_laswp_params w;
+    memset(&w, 0, sizeof w);
+    w.a = sw->a.addr;
+    w.pivots = sw->pivots.addr;
+    w.guard = sw->guard;
+    w.rs = sw->a.rs;
+    w.cs = sw->a.cs;
+    w.piv_stride = sw->pivots.stride;
+    w.c0 = sw->c0;
+    w.c1 = sw->c1;
+    w.skip0 = sw->skip0;
+    w.skip1 = sw->skip1;
+    w.k0 = sw->k0;
+    w.k1 = sw->k1;
+    w.reverse = sw->reverse;
+    alloy__cu_batch(&w.batch, &sw->batch);
+    const int64_t blocks = (span + ALLOY_CU_LASWP_THREADS - 1) / ALLOY_CU_LASWP_THREADS;
+    return alloy__cu_launch(cu, s, cu->laswp[f64], (uint64_t)blocks,
+                            alloy__cu_grid_y(sw->batch.count), ALLOY_CU_LASWP_THREADS, 0, &w, err,
+                            cap);
+}
+
+/* The LU's row interchanges k in [k0, k1) on columns [c0, c1) but [skip0, skip1). */
 static alloy_status laswp(alloy__cu_device *cu, CUstream s, const alloy__lu_factor_op *lu, int f64,
                           uint64_t guard, int64_t c0, int64_t c1, int64_t skip0, int64_t skip1,
                           int64_t k0, int64_t k1, char *err, size_t cap)
 {
-    if (c1 - c0 - (skip1 - skip0) <= 0 || k1 <= k0)
-        return ALLOY_OK;
-    alloy_cu_laswp_params w;
-    memset(&w, 0, sizeof w);
-    w.a = lu->a.addr;
-    w.pivots = lu->pivots.addr;
-    w.guard = guard;
-    w.rs = lu->a.rs;
-    w.cs = lu->a.cs;
-    w.piv_stride = lu->pivots.stride;
-    w.c0 = c0;
-    w.c1 = c1;
-    w.skip0 = skip0;
-    w.skip1 = skip1;
-    w.k0 = k0;
-    w.k1 = k1;
-    alloy__cu_batch(&w.batch, &lu->batch);
-    const int64_t span = c1 - c0 - (skip1 - skip0);
-    const int64_t blocks = (span + ALLOY_CU_LASWP_THREADS - 1) / ALLOY_CU_LASWP_THREADS;
-    return alloy__cu_launch(cu, s, cu->laswp[f64], (uint64_t)blocks,
-                            alloy__cu_grid_y(lu->batch.count), ALLOY_CU_LASWP_THREADS, 0, &w, err,
-                            cap);
+    const alloy__cu_swaps sw = {lu->a, lu->pivots, lu->batch, guard, c0, c1,
+                                skip0, skip1,      k0,        k1,    0};
+    return alloy__cu_laswp(cu, s, f64, &sw, err, cap);
 }
 
 /* Columns [j, j + jb) of rows [j, m) on a cluster: the widest jb <= want whose share of

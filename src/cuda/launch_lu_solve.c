@@ -22,33 +22,17 @@ static alloy__cu_view reversed(alloy__cu_view v, int64_t n, int64_t es, int squa
     return v;
 }
 
+/* B's rows interchanged by the pivots, all of them, forward (P B) or in reverse. */
 static alloy_status swaps(alloy__cu_device *cu, CUstream s, const alloy__lu_solve_op *ls, int f64,
                           int reverse, uint64_t guard, char *err, size_t cap)
 {
-    alloy_cu_laswp_params w;
-    memset(&w, 0, sizeof w);
-    w.a = ls->b.addr;
-    w.pivots = ls->pivots.addr;
-    w.guard = guard;
-    w.rs = ls->b.rs;
-    w.cs = ls->b.cs;
-    w.piv_stride = ls->pivots.stride;
-    w.c0 = 0;
-    w.c1 = ls->nrhs;
-    w.skip0 = w.skip1 = ls->nrhs;
-    w.k0 = 0;
-    w.k1 = ls->n;
-    w.reverse = reverse;
-    alloy__batch b = ls->batch;
-    for (int d = 0; d < ALLOY_MAX_RANK; d++) {
-        b.strides[0][d] = ls->batch.strides[2][d];
-        b.strides[1][d] = ls->batch.strides[1][d];
+    alloy__cu_swaps sw = {ls->b,    ls->pivots, ls->batch, guard, 0,      ls->nrhs,
+                          ls->nrhs, ls->nrhs,   0,         ls->n, reverse};
+    for (int d = 0; d < ALLOY_MAX_RANK; d++) { /* the kernel's operand 0 is B, 1 the pivots */
+        sw.batch.strides[0][d] = ls->batch.strides[2][d];
+        sw.batch.strides[1][d] = ls->batch.strides[1][d];
     }
-    alloy__cu_batch(&w.batch, &b);
-    int64_t blocks = (ls->nrhs + ALLOY_CU_LASWP_THREADS - 1) / ALLOY_CU_LASWP_THREADS;
-    return alloy__cu_launch(cu, s, cu->laswp[f64], (uint64_t)blocks,
-                            alloy__cu_grid_y(ls->batch.count), ALLOY_CU_LASWP_THREADS, 0, &w, err,
-                            cap);
+    return alloy__cu_laswp(cu, s, f64, &sw, err, cap);
 }
 
 alloy_status alloy__cu_launch_lu_solve(alloy__cu_device *cu, CUstream s, const alloy__op *op,
