@@ -2,12 +2,13 @@
  * asks for. For each case it runs alloy and OpenBLAS back to back `pairs` times (each the
  * best of 3 timings, more for small products) and reports the median ratio
  * OpenBLAS time / alloy time (above 1: alloy faster) and its spread.
- *   gemm_ratio [pairs] [shapes]          (default 7 pairs)
+ *   gemm_ratio [pairs] [shapes|scaling]  (default 7 pairs)
  * Run OpenBLAS with OPENBLAS_CORETYPE=SkylakeX on these machines (see docs/benchmarks.md);
  * OpenBLAS is limited to one thread here. Cases: sgemm n = 256, 1024, 2048, dgetrf and
  * sgetrf n = 1024, 2048 (LAPACKE), strsm (left, lower) 1024 x 256 and 2048 x 2048; with
- * `shapes`, skinny and small sgemm shapes instead. Results
- * are checked once against OpenBLAS's. */
+ * `shapes`, skinny and small sgemm shapes instead; with `scaling`, alloy alone: one worker
+ * against all of them on sgemm 256, 1024, 2048 (the ratio is the speedup). Results are
+ * checked once against OpenBLAS's (scaling: the two devices' bits against each other). */
 #include "alloy.h"
 
 #include <cblas.h>
@@ -333,6 +334,62 @@ static int strsm_case(ctx *c, int m, int n, int pairs)
     return bad;
 }
 
+/* sgemm n^3 on a one-worker device against one with every worker, interleaved: the
+ * speedup (one-worker time / all-workers time) and its spread. The products must agree
+ * bit for bit. */
+static int scaling_case(ctx *one, ctx *all, int n, int pairs)
+{
+    size_t bytes = sizeof(float) * (size_t)n * (size_t)n;
+    alloy_buffer *b1[3], *b2[3];
+    for (int i = 0; i < 3; i++) {
+        check(alloy_buffer_create(one->dev, bytes, ALLOY_MEMORY_HOST, &b1[i]), "buf");
+        check(alloy_buffer_create(all->dev, bytes, ALLOY_MEMORY_HOST, &b2[i]), "buf");
+    }
+    unsigned seed = 12345;
+    for (int i = 0; i < 2; i++) {
+        float *x = alloy_buffer_contents(b1[i]);
+        for (size_t e = 0; e < (size_t)n * (size_t)n; e++)
+            x[e] = (float)next_value(&seed);
+        memcpy(alloy_buffer_contents(b2[i]), x, bytes);
+    }
+    double ra[101], rb[101];
+    /* a pause before each side lets the other device's workers finish polling and sleep
+     * (on two cores they would otherwise take one from the side being timed) */
+    const struct timespec pause = {0, 20 * 1000 * 1000};
+    for (int p = 0; p < pairs; p++) {
+        nanosleep(&pause, NULL);
+        ra[p] = run_alloy_gemm(all, b2[0], b2[1], b2[2], n, n, n);
+        nanosleep(&pause, NULL);
+        rb[p] = run_alloy_gemm(one, b1[0], b1[1], b1[2], n, n, n);
+    }
+    int bad = memcmp(alloy_buffer_contents(b1[2]), alloy_buffer_contents(b2[2]), bytes) != 0;
+    if (bad)
+        fprintf(stderr, "sgemm %d: one worker and all workers differ\n", n);
+    char name[48];
+    snprintf(name, sizeof name, "sgemm %d", n);
+    report(name, 2.0 * n * (double)n * n, ra, rb, pairs);
+    for (int i = 0; i < 3; i++) {
+        alloy_buffer_destroy(b1[i]);
+        alloy_buffer_destroy(b2[i]);
+    }
+    return bad;
+}
+
+static void open_ctx(ctx *c, int workers)
+{
+    alloy_device_desc dd = alloy_device_desc_default();
+    dd.backend = ALLOY_BACKEND_CPU;
+    dd.cpu_workers = workers;
+    check(alloy_device_open(&dd, &c->dev), "device");
+    check(alloy_queue_create(c->dev, &c->q), "queue");
+}
+
+static void close_ctx(ctx *c)
+{
+    alloy_queue_destroy(c->q);
+    alloy_device_close(c->dev);
+}
+
 int main(int argc, char **argv)
 {
     int pairs = argc > 1 ? atoi(argv[1]) : 7;
@@ -340,11 +397,22 @@ int main(int argc, char **argv)
         pairs = 7;
     openblas_set_num_threads(1); /* the environment is read at load time, too late here */
     ctx c;
-    alloy_device_desc dd = alloy_device_desc_default();
-    dd.backend = ALLOY_BACKEND_CPU;
-    dd.cpu_workers = 1;
-    check(alloy_device_open(&dd, &c.dev), "device");
-    check(alloy_queue_create(c.dev, &c.q), "queue");
+    open_ctx(&c, 1);
+    if (argc > 2 && strcmp(argv[2], "scaling") == 0) {
+        ctx all;
+        open_ctx(&all, 0);
+        printf("devices: %s against %s; %d interleaved pairs, each the best of 3 or more\n",
+               alloy_device_name(c.dev), alloy_device_name(all.dev), pairs);
+        printf("%-20s %12s %12s %10s %18s\n", "case", "all GF/s", "one GF/s", "speedup",
+               "speedup min..max");
+        const int sizes[3] = {256, 1024, 2048};
+        int bad = 0;
+        for (int si = 0; si < 3; si++)
+            bad |= scaling_case(&c, &all, sizes[si], pairs);
+        close_ctx(&all);
+        close_ctx(&c);
+        return bad;
+    }
     printf("device: %s; OPENBLAS_CORETYPE=%s; %d interleaved pairs, each the best of 3 or more\n",
            alloy_device_name(c.dev),
            getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "(unset)", pairs);
