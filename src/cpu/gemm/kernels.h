@@ -14,7 +14,9 @@
  * next is a hint with no effect on the result: NULL, or the start of
  * kc * ALLOY__UKR_PREFETCH_PER_K bytes that the kernel may prefetch into L2 while it runs
  * (the driver points it at this call's part of what the next K block reads first, its
- * packed A rows and B block, so that they are in L2, not L3, when it starts). */
+ * packed A rows and B block, so that they are in L2, not L3, when it starts). A kernel may
+ * also prefetch the NR columns right of its own C micro-tile (the next call's, in a sweep),
+ * which likewise changes nothing. */
 #ifndef ALLOY_CPU_GEMM_KERNELS_H
 #define ALLOY_CPU_GEMM_KERNELS_H
 

@@ -12,14 +12,37 @@
 
 #define ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
 
+/* Over the last 2 * MR k steps of a packed kernel call, four lines every fourth step: the
+ * C micro-tile right of this one into L1, where the sweep's next call loads it first (it
+ * was last written a whole K block ago, so it is in L2 or L3, and the next call's chains
+ * would wait on it). Past the tile's last column the lines are another tile's, or none:
+ * a prefetch neither faults nor changes a result. Only when this call accumulates: the
+ * next call of its sweep then loads C too (in the first K block nobody reads C). */
+#define PREFETCH_NEXT_C                                                                            \
+    if (accumulate && k + 2 * MR >= kc) {                                                          \
+        const char *r = (const char *)(acc + 2 * L + ((kc - k) / 2 - 2) * ldacc);                  \
+        const int64_t row = ldacc * (int64_t)sizeof(T);                                            \
+        _mm_prefetch(r, _MM_HINT_T0);                                                              \
+        _mm_prefetch(r + 64, _MM_HINT_T0);                                                         \
+        _mm_prefetch(r + row, _MM_HINT_T0);                                                        \
+        _mm_prefetch(r + row + 64, _MM_HINT_T0);                                                   \
+    }
+
 /* The k loop of the packed kernels around their KSTEP (one k step; advances b and k): with
- * a `next` hint, kc * 16 bytes of it into L2, one 64-byte line every fourth step. */
+ * a `next` hint, kc * 16 bytes of it into L2, one 64-byte line every fourth step; and the
+ * next C micro-tile into L1 at the end. */
 #define K_LOOP                                                                                     \
     int64_t k = 0;                                                                                 \
     if (next) {                                                                                    \
         const char *pf = (const char *)next;                                                       \
         for (; k + 4 <= kc; pf += 4 * ALLOY__UKR_PREFETCH_PER_K) {                                 \
             _mm_prefetch(pf, _MM_HINT_T1);                                                         \
+            PREFETCH_NEXT_C                                                                        \
+            KSTEP KSTEP KSTEP KSTEP                                                                \
+        }                                                                                          \
+    } else {                                                                                       \
+        while (k + 4 <= kc) {                                                                      \
+            PREFETCH_NEXT_C                                                                        \
             KSTEP KSTEP KSTEP KSTEP                                                                \
         }                                                                                          \
     }                                                                                              \
