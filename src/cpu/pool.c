@@ -8,6 +8,7 @@
  * leave a finished job completes it. Which thread runs which task never changes what a
  * task computes, so results do not depend on the number of threads. */
 #include "cpu.h"
+#include "fp_env.h"
 
 #include <fenv.h>
 #include <string.h>
@@ -258,12 +259,11 @@ int alloy__cpu_job_help(alloy_queue *q, alloy__cpu_job *j)
         return 0;
     }
     pthread_mutex_unlock(&q->lock);
-    fenv_t saved;
-    fegetenv(&saved);
-    fesetenv(FE_DFL_ENV);
+    alloy__fp_saved saved;
+    alloy__fp_enter_default(&saved);
     alloy__cpu_exec x = {cd, scratch};
     job_run(j, &x);
-    fesetenv(&saved);
+    alloy__fp_restore(&saved);
     if (scratch)
         atomic_store(&cq->scratch_busy, 0);
     job_leave(j); /* may complete the job, which takes the queue lock */
