@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <time.h>
 
 enum { THREADS = 8, PER_THREAD = 200, NPROB = THREADS * PER_THREAD };
 
@@ -445,11 +446,98 @@ TEST(queue_runs_in_commit_order)
     ASSERT_OK(alloy_device_close(dev));
 }
 
+/* A command buffer committed while another queue's runs, that no thread ever waits on
+ * (only polled), still runs. Under load the pool leaves a job to the thread that waits
+ * for it, so this checks the other way such a job starts: a worker takes it when a job
+ * completes. Thread 1 runs a short job, thread 2 a long one that starts beside it (so it
+ * is left to thread 2); the short one done and the workers asleep, this thread commits
+ * the job it only polls. */
+typedef struct busy_job {
+    alloy_cmdbuf *cb;
+    _Atomic int started;
+} busy_job;
+
+static void *commit_and_wait(void *p)
+{
+    busy_job *bj = p;
+    ASSERT_OK(alloy_cmdbuf_commit(bj->cb));
+    atomic_store(&bj->started, 1);
+    ASSERT_OK(alloy_cmdbuf_wait(bj->cb));
+    return NULL;
+}
+
+TEST(unwaited_job_beside_another_runs)
+{
+    for (int workers = 1; workers <= 3; workers += 2) {
+        alloy_device *dev = test_cpu_device(workers);
+        alloy_queue *q1 = test_queue(dev), *q2 = test_queue(dev), *qb = test_queue(dev);
+        enum { BIG = 384, SMALL = 8 };
+        alloy_buffer *ba = test_buffer(dev, BIG * BIG * 4), *c1 = test_buffer(dev, BIG * BIG * 4);
+        alloy_buffer *c2 = test_buffer(dev, BIG * BIG * 4);
+        alloy_buffer *bb = test_buffer(dev, SMALL * SMALL * 4);
+        alloy_buffer *cbuf = test_buffer(dev, SMALL * SMALL * 4);
+        float *pb = alloy_buffer_contents(bb);
+        memset(alloy_buffer_contents(ba), 0, BIG * BIG * 4);
+        for (int i = 0; i < SMALL * SMALL; i++)
+            pb[i] = i % SMALL == i / SMALL ? 1.0f : 0.0f; /* the identity */
+        memset(alloy_buffer_contents(cbuf), 0xff, SMALL * SMALL * 4);
+        int64_t big[2] = {BIG, BIG}, small[2] = {SMALL, SMALL};
+        alloy_array va = alloy_array_contiguous(ba, 0, ALLOY_F32, 2, big);
+        alloy_array v1 = alloy_array_contiguous(c1, 0, ALLOY_F32, 2, big);
+        alloy_array v2 = alloy_array_contiguous(c2, 0, ALLOY_F32, 2, big);
+        alloy_array vb = alloy_array_contiguous(bb, 0, ALLOY_F32, 2, small);
+        alloy_array vcb = alloy_array_contiguous(cbuf, 0, ALLOY_F32, 2, small);
+        alloy_matmul_desc d = alloy_matmul_desc_default();
+        busy_job j1 = {test_cmdbuf(q1), 0}, j2 = {test_cmdbuf(q2), 0};
+        for (int i = 0; i < 4; i++)
+            ASSERT_OK(alloy_encode_matmul(j1.cb, &d, &va, &va, NULL, &v1));
+        for (int i = 0; i < 40; i++)
+            ASSERT_OK(alloy_encode_matmul(j2.cb, &d, &va, &va, NULL, &v2));
+        alloy_cmdbuf *b = test_cmdbuf(qb);
+        ASSERT_OK(alloy_encode_matmul(b, &d, &vb, &vb, NULL, &vcb));
+        pthread_t t1, t2;
+        ASSERT_EQ(pthread_create(&t1, NULL, commit_and_wait, &j1), 0);
+        while (!atomic_load(&j1.started))
+            sched_yield();
+        ASSERT_EQ(pthread_create(&t2, NULL, commit_and_wait, &j2), 0);
+        while (!atomic_load(&j2.started))
+            sched_yield();
+        ASSERT_EQ(pthread_join(t1, NULL), 0);
+        struct timespec pause = {0, 2000000}; /* 2 ms: idle workers are asleep by then */
+        nanosleep(&pause, NULL);
+        ASSERT_OK(alloy_cmdbuf_commit(b));
+        int done = 0;
+        for (int t = 0; t < 4000 && !done; t++) { /* polled only, for up to ~40 s */
+            ASSERT_OK(alloy_cmdbuf_poll(b, &done));
+            if (!done) {
+                struct timespec ms = {0, 10000000};
+                nanosleep(&ms, NULL);
+            }
+        }
+        ASSERT_EQ(done, 1);
+        const float *c = alloy_buffer_contents(cbuf);
+        for (int i = 0; i < SMALL * SMALL; i++)
+            ASSERT(c[i] == pb[i]);
+        ASSERT_EQ(pthread_join(t2, NULL), 0);
+        ASSERT_OK(alloy_cmdbuf_destroy(j1.cb));
+        ASSERT_OK(alloy_cmdbuf_destroy(j2.cb));
+        ASSERT_OK(alloy_cmdbuf_destroy(b));
+        alloy_buffer *bufs[] = {ba, c1, c2, bb, cbuf};
+        for (int i = 0; i < 5; i++)
+            ASSERT_OK(alloy_buffer_destroy(bufs[i]));
+        ASSERT_OK(alloy_queue_destroy(q1));
+        ASSERT_OK(alloy_queue_destroy(q2));
+        ASSERT_OK(alloy_queue_destroy(qb));
+        ASSERT_OK(alloy_device_close(dev));
+    }
+}
+
 TEST_LIST{
     TEST_ENTRY(eight_threads_bitwise),
     TEST_ENTRY(shared_queue_bitwise),
     TEST_ENTRY(cmdbuf_moves_between_threads),
     TEST_ENTRY(queue_runs_in_commit_order),
+    TEST_ENTRY(unwaited_job_beside_another_runs),
 };
 
 int main(int argc, char **argv) { return run_tests(argc, argv); }

@@ -36,6 +36,7 @@ struct alloy__cpu_device {
     int shutdown;
     alloy__cpu_job *ready_head, *ready_tail; /* jobs that may have tasks to claim */
     _Atomic uint64_t epoch;                  /* bumped whenever new tasks appear */
+    int jobs;                                /* started and not complete (the ready list) */
 };
 
 /* The per-command-buffer execution state (the command buffer's backend state). */
@@ -54,6 +55,8 @@ struct alloy__cpu_job {
     size_t op_index;
     int op_active;
     int starting;
+    uint64_t started_ns; /* when it was started (monotonic), under cd->lock */
+    int share;           /* the workers its tiles are cut for (see job_start) */
     int failed;
     alloy__cpu_job *prev, *next; /* ready list, under cd->lock */
     int in_ready;
@@ -67,6 +70,9 @@ typedef struct alloy__cpu_queue {
      * queue, so repeated ops do not pay for fresh pages. */
     void *ws;
     size_t ws_size;
+    /* Threads the running job may use, set when it starts: the device's workers shared
+     * by the jobs running then (see alloy__cpu_job_start). Ops plan their tiles for it. */
+    int workers;
 } alloy__cpu_queue;
 
 /* The queue's op workspace with at least `bytes` bytes (contents undefined), or NULL when
@@ -122,13 +128,12 @@ static inline uint64_t alloy__cpu_tasks(int64_t count, int64_t per)
 {
     return (uint64_t)((count + per - 1) / per);
 }
-/* Tiles to cut each of `count` batch entries into for the device's workers: 4 tasks a
- * worker in all, at most `cap`, one for a single worker (a tiling changes no bits; fewer,
- * larger tiles repack less). */
-static inline int64_t alloy__cpu_tiles_wanted(const alloy__cpu_device *cd, int64_t count,
-                                              int64_t cap)
+/* Tiles to cut each of `count` batch entries into for `workers` workers: 4 tasks a worker
+ * in all, at most `cap`, one for a single worker (a tiling changes no bits; fewer, larger
+ * tiles repack less). */
+static inline int64_t alloy__cpu_tiles_wanted(int workers, int64_t count, int64_t cap)
 {
-    int64_t want = cd->nworkers <= 1 ? 1 : 4 * (int64_t)cd->nworkers;
+    int64_t want = workers <= 1 ? 1 : 4 * (int64_t)workers;
     want = want > cap ? cap : want;
     return count >= want || count == 0 ? 1 : want / count;
 }

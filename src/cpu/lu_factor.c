@@ -31,6 +31,7 @@ typedef struct lu_exec {
     int64_t init_per;
     uint64_t init_tasks;
     int stage;
+    int workers; /* the job's share of the workers: the trailing updates' tiles fit it */
 } lu_exec;
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
@@ -58,6 +59,7 @@ static alloy_status lu_begin(alloy__cpu_device *cd, alloy__cpu_queue *cq, alloy_
     e->nb = mn <= MAX_NB ? (mn > 0 ? mn : 1) : (mn < 1024 ? 64 : MAX_NB);
     e->k = 0;
     e->stage = STAGE_START;
+    e->workers = cq->workers;
     e->init_per = alloy__cpu_items_per_task(lu->batch.count, 4096);
     e->init_tasks = alloy__cpu_tasks(lu->batch.count, e->init_per);
     return alloy__workmat_begin(cd, cq, &e->x, err, cap);
@@ -75,7 +77,7 @@ static void plan_panel(const alloy__cpu_device *cd, const alloy__lu_factor_op *l
     e->right_blocks = ceil_div(lu->n - e->k - e->kb, SWAP_COLS);
     int64_t rows = lu->m - e->k - e->kb, cols = lu->n - e->k - e->kb - e->kb_next;
     e->tiling = alloy__gemm_plan(cd->kernels, lu->a.dtype == ALLOY_F64, rows, cols,
-                                 alloy__cpu_tiles_wanted(cd, lu->batch.count, 64));
+                                 alloy__cpu_tiles_wanted(e->workers, lu->batch.count, 64));
     e->tiles = rows > 0 && cols > 0 ? e->tiling.tiles_m * e->tiling.tiles_n : 0;
 }
 

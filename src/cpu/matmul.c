@@ -50,6 +50,24 @@ typedef struct matmul_exec {
 
 static int is_f64(const alloy__matmul_op *mm) { return mm->c.dtype == ALLOY_F64; }
 
+/* The tiling fitted to `workers` (a skinny product keeps its column strips), and the
+ * tasks over it. Done at encode time for the whole device, and again when the op starts
+ * for the workers it can expect then (a tiling changes no bits). */
+static void fit(const alloy__cpu_device *cd, const alloy__matmul_op *mm, matmul_exec *x,
+                int workers)
+{
+    if (!x->skinny) {
+        x->tiling = alloy__gemm_plan(cd->kernels, is_f64(mm), mm->m, mm->n,
+                                     alloy__cpu_tiles_wanted(workers, mm->batch.count, WANT_TILES));
+        x->tiles = x->tiling.tiles_m * x->tiling.tiles_n;
+    }
+    const int64_t total = x->tiles * mm->batch.count;
+    int64_t fmas = x->tiling.mt * x->tiling.nt * (mm->k > 0 ? mm->k : 1);
+    int64_t min_per = fmas >= MIN_TASK_FMAS ? 1 : MIN_TASK_FMAS / fmas;
+    x->per = alloy__cpu_items_per_task(total, min_per);
+    x->ntasks = total > 0 ? alloy__cpu_tasks(total, x->per) : 0;
+}
+
 static alloy_status matmul_check(const alloy__cpu_device *cd, alloy__op *op)
 {
     const alloy__matmul_op *mm = &op->u.matmul;
@@ -83,16 +101,7 @@ static alloy_status matmul_check(const alloy__cpu_device *cd, alloy__op *op)
         x->kchunk = per > KSPLIT_CHUNK ? per : KSPLIT_CHUNK;
         x->nsplit = (mm->k + x->kchunk - 1) / x->kchunk;
     }
-    if (!x->skinny) {
-        x->tiling = alloy__gemm_plan(cd->kernels, is_f64(mm), mm->m, mm->n,
-                                     alloy__cpu_tiles_wanted(cd, mm->batch.count, WANT_TILES));
-        x->tiles = x->tiling.tiles_m * x->tiling.tiles_n;
-        total = x->tiles * mm->batch.count;
-    }
-    int64_t fmas = x->tiling.mt * x->tiling.nt * (mm->k > 0 ? mm->k : 1);
-    int64_t min_per = fmas >= MIN_TASK_FMAS ? 1 : MIN_TASK_FMAS / fmas;
-    x->per = alloy__cpu_items_per_task(total, min_per);
-    x->ntasks = total > 0 ? alloy__cpu_tasks(total, x->per) : 0;
+    fit(cd, mm, x, cd->nworkers);
     return ALLOY_OK;
 }
 
@@ -134,6 +143,7 @@ static alloy_status matmul_begin(alloy__cpu_device *cd, alloy__cpu_queue *cq, al
     }
     x->prepack_a = 0;
     x->packed_a = NULL;
+    fit(cd, mm, x, cq->workers);
     if (x->ntasks == 0 || mm->alpha == 0.0 || mm->k == 0 || x->skinny)
         return ALLOY_OK;
     const int f64 = is_f64(mm);

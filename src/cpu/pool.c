@@ -12,9 +12,21 @@
 
 #include <fenv.h>
 #include <string.h>
+#include <time.h>
 
 #define FINISHED_BIT (UINT32_C(1) << 31)
 #define SPIN_ROUNDS 4000 /* about 20-50 us of polling before sleeping */
+
+/* A quiet job that nobody has begun after this long goes to the workers at the next
+ * completion. */
+#define UNCLAIMED_NS 50000
+
+static uint64_t monotonic_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
 
 static inline uint64_t pack(uint32_t gen, uint32_t ntasks, uint32_t next)
 {
@@ -100,11 +112,36 @@ static int job_enter(alloy__cpu_job *j)
     return 0;
 }
 
+static int has_claimable(alloy__cpu_job *j)
+{
+    uint64_t s = atomic_load_explicit(&j->claim, memory_order_acquire);
+    return claim_next(s) < claim_ntasks(s);
+}
+
 static void job_complete(alloy__cpu_job *j)
 {
     alloy__cpu_device *cd = j->cd;
     pthread_mutex_lock(&cd->lock);
     ready_remove(cd, j);
+    cd->jobs--;
+    /* Quiet jobs (alloy__cpu_job_start) go to the workers here if nobody has begun them
+     * for UNCLAIMED_NS (a thread that waits on its job begins it within a microsecond or
+     * so), or if no other job is under way: so every job begins within one job's time
+     * even if no thread ever waits for it. Handing over fresh ones too had the workers
+     * race the waiting threads again. */
+    int begun = 0, idle = 0;
+    const uint64_t now = monotonic_ns();
+    for (alloy__cpu_job *o = cd->ready_head; o; o = o->next) {
+        const int unbegun = claim_gen(atomic_load_explicit(&o->claim, memory_order_acquire)) == 0 &&
+                            has_claimable(o);
+        begun |= !unbegun;
+        idle |= unbegun && now - o->started_ns > UNCLAIMED_NS;
+    }
+    if (cd->ready_head && (idle || !begun)) {
+        atomic_fetch_add_explicit(&cd->epoch, 1, memory_order_release);
+        if (cd->sleepers)
+            pthread_cond_signal(&cd->cond);
+    }
     pthread_mutex_unlock(&cd->lock);
     alloy__cmdbuf_finished(j->cb); /* j is gone after this */
 }
@@ -114,12 +151,6 @@ static void job_leave(alloy__cpu_job *j)
     uint32_t g = atomic_fetch_sub_explicit(&j->gate, 1, memory_order_acq_rel) - 1;
     if (g == FINISHED_BIT)
         job_complete(j);
-}
-
-static int has_claimable(alloy__cpu_job *j)
-{
-    uint64_t s = atomic_load_explicit(&j->claim, memory_order_acquire);
-    return claim_next(s) < claim_ntasks(s);
 }
 
 /* ---------------------------------------------------------------- phases */
@@ -143,7 +174,7 @@ static void job_advance(alloy__cpu_job *j, uint64_t s)
                 atomic_store_explicit(&j->done, 0, memory_order_relaxed);
                 atomic_store_explicit(&j->claim, pack(claim_gen(s) + 1, n, 0),
                                       memory_order_release);
-                if (n > 1)
+                if (n > 1 && j->share > 1)
                     wake_workers(cd, n);
                 return;
             }
@@ -222,10 +253,29 @@ void alloy__cpu_job_start(alloy__cpu_job *j)
     j->starting = 1;
     atomic_store_explicit(&j->claim, pack(0, 1, 0), memory_order_release);
     pthread_mutex_lock(&cd->lock);
+    /* Under load, application threads run their own jobs. Sixteen threads each waiting
+     * on a 64x1024x1024 f32 product of its own, on a 16-worker device, did 4.5-5.7k
+     * products/s: every product was cut for sixteen workers, and workers raced each
+     * waiting thread for its job, leaving it to sleep and be woken. So a job's tiles are
+     * cut for its share of the workers, all of them alone and an even part beside other
+     * jobs (other queues' command buffers), at least one (a tiling changes no bits, so
+     * results do not depend on it); only a job that starts alone is announced to the
+     * workers; and only a job whose share is more than one thread calls them for a
+     * phase of several tasks. A job started beside others is quiet: the thread that
+     * waits for it runs it, or a worker when another job completes (job_complete). The
+     * same sixteen threads then did 6.1-6.7k (docs/perf-notes.md). The caller holds the
+     * queue lock, so a helping thread sees the share only after this. */
+    j->started_ns = monotonic_ns();
+    cd->jobs++;
+    const int share = cd->nworkers / cd->jobs;
+    j->share = share > 1 ? share : 1;
+    ((alloy__cpu_queue *)j->cb->q->impl)->workers = j->share;
     ready_push(cd, j);
-    atomic_fetch_add_explicit(&cd->epoch, 1, memory_order_release);
-    if (cd->sleepers)
-        pthread_cond_signal(&cd->cond);
+    if (cd->jobs == 1) {
+        atomic_fetch_add_explicit(&cd->epoch, 1, memory_order_release);
+        if (cd->sleepers)
+            pthread_cond_signal(&cd->cond);
+    }
     pthread_mutex_unlock(&cd->lock);
 }
 
