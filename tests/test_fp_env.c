@@ -19,7 +19,7 @@
 #endif
 
 #define N 48
-#define BIG 512
+#define BIG 256
 #define ROUNDS 60
 
 typedef struct product {
