@@ -55,7 +55,7 @@ struct alloy__cpu_job {
     size_t op_index;
     int op_active;
     int starting;
-    uint64_t started_ns; /* when it was started (monotonic), under cd->lock */
+    uint64_t started_ns; /* when it was started quiet (monotonic; else 0), under cd->lock */
     int share;           /* the workers its tiles are cut for (see job_start) */
     int failed;
     alloy__cpu_job *prev, *next; /* ready list, under cd->lock */

@@ -130,12 +130,16 @@ static void job_complete(alloy__cpu_job *j)
      * even if no thread ever waits for it. Handing over fresh ones too had the workers
      * race the waiting threads again. */
     int begun = 0, idle = 0;
-    const uint64_t now = monotonic_ns();
+    uint64_t now = 0; /* read only when an unbegun job is there */
     for (alloy__cpu_job *o = cd->ready_head; o; o = o->next) {
-        const int unbegun = claim_gen(atomic_load_explicit(&o->claim, memory_order_acquire)) == 0 &&
-                            has_claimable(o);
-        begun |= !unbegun;
-        idle |= unbegun && now - o->started_ns > UNCLAIMED_NS;
+        if (claim_gen(atomic_load_explicit(&o->claim, memory_order_acquire)) != 0 ||
+            !has_claimable(o)) {
+            begun = 1;
+            continue;
+        }
+        if (!now)
+            now = monotonic_ns();
+        idle |= now - o->started_ns > UNCLAIMED_NS;
     }
     if (cd->ready_head && (idle || !begun)) {
         atomic_fetch_add_explicit(&cd->epoch, 1, memory_order_release);
@@ -265,8 +269,9 @@ void alloy__cpu_job_start(alloy__cpu_job *j)
      * waits for it runs it, or a worker when another job completes (job_complete). The
      * same sixteen threads then did 6.1-6.7k (docs/perf-notes.md). The caller holds the
      * queue lock, so a helping thread sees the share only after this. */
-    j->started_ns = monotonic_ns();
     cd->jobs++;
+    /* a job that starts alone is announced, so its age never matters (0: always old) */
+    j->started_ns = cd->jobs > 1 ? monotonic_ns() : 0;
     const int share = cd->nworkers / cd->jobs;
     j->share = share > 1 ? share : 1;
     ((alloy__cpu_queue *)j->cb->q->impl)->workers = j->share;
