@@ -554,6 +554,45 @@ TEST(matmul_transposes)
     ASSERT_OK(alloy_device_close(dev));
 }
 
+/* A row-major A whose rows are a multiple of 4 KB apart, in two column tiles of the
+ * widest kind (one worker: the tiling is not cut for more) and several K blocks deep:
+ * the tiles read it in place, the rows of a microkernel call in the same few L1 sets.
+ * Through both the direct path and the accumulator (beta), against the oracle. */
+TEST(matmul_power_of_two_row_strides)
+{
+    const uint64_t seed = test_seed(0x4b1d);
+    test_rng r = {seed};
+    alloy_device *dev = test_cpu_device(1);
+    mm_ctx x = mm_ctx_new(dev, seed);
+    for (int t = 0; t < 4; t++) {
+        x.index = t;
+        const alloy_dtype dt = t & 1 ? ALLOY_F64 : ALLOY_F32;
+        const size_t es = alloy_dtype_size(dt);
+        const int64_t lda = (int64_t)(4096 / es) * (t < 2 ? 1 : 2); /* 4 KB, 8 KB */
+        const int64_t M = 157, K = t & 1 ? 300 : 531, N = 600;
+        alloy_buffer *ab = test_buffer(dev, (size_t)(M * lda) * es);
+        alloy_buffer *bb = test_buffer(dev, (size_t)(K * N) * es);
+        alloy_buffer *cbuf = test_buffer(dev, (size_t)(M * N) * es);
+        memset(alloy_buffer_contents(ab), 0xff, alloy_buffer_size(ab));
+        const int64_t ashape[2] = {M, K}, astrides[2] = {lda, 1};
+        alloy_array a = alloy_array_strided(ab, 0, dt, 2, ashape, astrides);
+        alloy_array b = alloy_array_contiguous(bb, 0, dt, 2, (int64_t[2]){K, N});
+        alloy_array c = alloy_array_contiguous(cbuf, 0, dt, 2, (int64_t[2]){M, N});
+        fill_view(&x, &r, &a);
+        fill_view(&x, &r, &b);
+        fill_view(&x, &r, &c);
+        alloy_matmul_desc md = alloy_matmul_desc_default();
+        md.beta = t >= 2 ? 0.5 : 0.0;
+        mm_ref_opts o = {0, 1};
+        run_and_check(&x, &md, &a, &b, NULL, &c, o);
+        ASSERT_OK(alloy_buffer_destroy(ab));
+        ASSERT_OK(alloy_buffer_destroy(bb));
+        ASSERT_OK(alloy_buffer_destroy(cbuf));
+    }
+    mm_ctx_free(&x);
+    ASSERT_OK(alloy_device_close(dev));
+}
+
 /* Bias of every allowed dtype for each output dtype, with alpha/beta combinations. */
 TEST(matmul_bias_dtypes)
 {
@@ -1058,6 +1097,7 @@ TEST_LIST{
     TEST_ENTRY(matmul_degenerate_and_never_read),
     TEST_ENTRY(matmul_batch_broadcast),
     TEST_ENTRY(matmul_transposes),
+    TEST_ENTRY(matmul_power_of_two_row_strides),
     TEST_ENTRY(matmul_bias_dtypes),
     TEST_ENTRY(matmul_half_precision),
     TEST_ENTRY(matmul_kernels_bitwise),

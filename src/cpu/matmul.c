@@ -1,11 +1,12 @@
 /* matmul on the CPU: output tiles of every batch entry, one task each. When B is reused
  * by several row tiles (or shared by batch entries), a first phase packs it once into the
  * queue's workspace and every tile reads that (BLIS's shared B panel); A likewise when
- * several column tiles (or entries) read its rows; otherwise each tile packs its own, or
- * reads A in place. All give the same bits: a product element is one FMA chain whatever
- * the packing or tiling. M <= 4 against a row-major B takes the skinny kernel (same
- * chains). When there are few tiles but a long K, K is split into chunks fixed by the
- * shape: partial products in one phase, summed in chunk order in the next. */
+ * several column tiles (or entries) read its rows, or many when it is row-major in the
+ * compute type (the tiles read such an A in place); otherwise each tile packs its own.
+ * All give the same bits: a product element is one FMA chain whatever the packing or
+ * tiling. M <= 4 against a row-major B takes the skinny kernel (same chains). When there
+ * are few tiles but a long K, K is split into chunks fixed by the shape: partial products
+ * in one phase, summed in chunk order in the next. */
 #include "cpu.h"
 #include "gemm/gemm.h"
 
@@ -162,7 +163,11 @@ static alloy_status matmul_begin(alloy__cpu_device *cd, alloy__cpu_queue *cq, al
     const int64_t reuse_a = x->tiling.tiles_n * (count / x->a_entries);
     const int want_b = reuse_b >= 2 && (int64_t)x->packed_size <= MAX_PACKED / x->b_entries &&
                        x->b_entries * x->kblocks * x->nblocks <= ALLOY__CPU_MAX_TASKS / 2;
-    const int want_a = reuse_a >= 2 && (int64_t)x->packed_a_size <= MAX_PACKED / x->a_entries &&
+    /* a row-major A the tiles would read in place: only when many column tiles read it */
+    const int64_t min_reads_a =
+        alloy__gemm_a_in_place(f64, &mm->a) ? ALLOY__GEMM_PACK_A_MIN_READS : 2;
+    const int want_a = reuse_a >= min_reads_a &&
+                       (int64_t)x->packed_a_size <= MAX_PACKED / x->a_entries &&
                        x->a_entries * x->mblocks <= ALLOY__CPU_MAX_TASKS / 2;
     if (!want_b && !want_a)
         return ALLOY_OK;

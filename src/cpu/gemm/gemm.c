@@ -46,6 +46,11 @@ int alloy__gemm_b_direct(const alloy__cpu_kernels *kt, int f64, const alloy__mat
            (b->rs * es) % 4096 != 0;
 }
 
+int alloy__gemm_a_in_place(int f64, const alloy__mat *a)
+{
+    return a->dtype == (f64 ? ALLOY_F64 : ALLOY_F32) && a->cs == 1;
+}
+
 int alloy__gemm_skinny_ok(const alloy__gemm_args *g, int f64)
 {
     return g->m >= 1 && g->m <= 4 && g->alpha != 0.0 && g->k > 0 && g->b.cs == 1 &&

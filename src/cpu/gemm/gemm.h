@@ -53,6 +53,12 @@ void alloy__gemm_tile_packed_f64(const alloy__cpu_kernels *kt, const alloy__gemm
  * packing it once for all tiles does not pay either. */
 int alloy__gemm_b_direct(const alloy__cpu_kernels *kt, int f64, const alloy__mat *b, int64_t k);
 
+/* Whether a tile that is given no packed A reads A in place (row-major in the compute
+ * type) instead of packing its rows. Packing A once for all tiles is then worth it only
+ * for products whose A rows many column tiles read (ALLOY__GEMM_PACK_A_MIN_READS). */
+int alloy__gemm_a_in_place(int f64, const alloy__mat *a);
+#define ALLOY__GEMM_PACK_A_MIN_READS 5
+
 /* The skinny path: C[0:m, j0:j0+nt] for m <= 4, alpha != 0, k > 0 and a row-major B in
  * the compute type (cs == 1), nt <= ALLOY__SKINNY_COLS. Same bits as the tiled path. */
 #define ALLOY__SKINNY_KB 4096
