@@ -57,6 +57,7 @@ struct alloy__cpu_job {
     int starting;
     uint64_t started_ns; /* when it was started quiet (monotonic; else 0), under cd->lock */
     int share;           /* the workers its tiles are cut for (see job_start) */
+    int open;            /* workers may take its tasks (see job_start); under cd->lock */
     int failed;
     alloy__cpu_job *prev, *next; /* ready list, under cd->lock */
     int in_ready;
