@@ -46,6 +46,17 @@ __device__ __forceinline__ void alloy_cu_argmax_merge(T &bv, int64_t &bi, T v, i
     }
 }
 
+/* Lane 0 of the warp ends with its best (bv, bi) under alloy_cu_argmax_merge (the other
+ * lanes with partial ones). */
+template <typename T> __device__ __forceinline__ void alloy_cu_warp_argmax(T &bv, int64_t &bi)
+{
+    for (int o = 16; o > 0; o /= 2) {
+        T ov = __shfl_down_sync(0xffffffffu, bv, o);
+        int64_t oi = __shfl_down_sync(0xffffffffu, bi, o);
+        alloy_cu_argmax_merge(bv, bi, ov, oi);
+    }
+}
+
 /* The row in [k, rows) of column k of S (element (r, c) at S[r * srs + c * scs]) holding the
  * pivot, and its value in *value; every thread of the block gets both, read from shared
  * memory written before the block's last barrier here (the swap that follows may move the
@@ -65,11 +76,7 @@ __device__ int64_t alloy_cu_lu_pivot(const T *S, int64_t srs, int64_t scs, int64
             v = (T)-1; /* never beats a number */
         alloy_cu_argmax_merge(bv, bi, v, r);
     }
-    for (int o = 16; o > 0; o /= 2) {
-        T ov = __shfl_down_sync(0xffffffffu, bv, o);
-        int64_t oi = __shfl_down_sync(0xffffffffu, bi, o);
-        alloy_cu_argmax_merge(bv, bi, ov, oi);
-    }
+    alloy_cu_warp_argmax(bv, bi);
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, nwarps = (blockDim.x + 31) / 32;
     if (lane == 0) {
         red_v[warp] = bv;
@@ -79,11 +86,7 @@ __device__ int64_t alloy_cu_lu_pivot(const T *S, int64_t srs, int64_t scs, int64
     if (warp == 0) {
         bv = lane < nwarps ? red_v[lane] : (T)-1;
         bi = lane < nwarps ? red_i[lane] : INT64_MAX;
-        for (int o = 16; o > 0; o /= 2) {
-            T ov = __shfl_down_sync(0xffffffffu, bv, o);
-            int64_t oi = __shfl_down_sync(0xffffffffu, bi, o);
-            alloy_cu_argmax_merge(bv, bi, ov, oi);
-        }
+        alloy_cu_warp_argmax(bv, bi);
         if (lane == 0) {
             const int64_t pr = nan_first || bi == INT64_MAX ? k : bi;
             *result = pr;
@@ -330,11 +333,7 @@ template <typename T> __device__ void alloy_cu_lu_cpanel(const alloy_cu_lu_param
                     v = (T)-1;
                 alloy_cu_argmax_merge(bv, bi, v, r);
             }
-            for (int o = 16; o > 0; o /= 2) {
-                T ov = __shfl_down_sync(0xffffffffu, bv, o);
-                int64_t oi = __shfl_down_sync(0xffffffffu, bi, o);
-                alloy_cu_argmax_merge(bv, bi, ov, oi);
-            }
+            alloy_cu_warp_argmax(bv, bi);
             if (lane == 0) {
                 red_v[warp] = bv;
                 red_i[warp] = bi;
@@ -344,11 +343,7 @@ template <typename T> __device__ void alloy_cu_lu_cpanel(const alloy_cu_lu_param
                 const int nw = (nt + 31) / 32;
                 bv = lane < nw ? red_v[lane] : (T)-1;
                 bi = lane < nw ? red_i[lane] : INT64_MAX;
-                for (int o = 16; o > 0; o /= 2) {
-                    T ov = __shfl_down_sync(0xffffffffu, bv, o);
-                    int64_t oi = __shfl_down_sync(0xffffffffu, bi, o);
-                    alloy_cu_argmax_merge(bv, bi, ov, oi);
-                }
+                alloy_cu_warp_argmax(bv, bi);
                 if (lane == 0) {
                     best_v[par] = bv;
                     best_i[par] = bi;
@@ -368,11 +363,7 @@ template <typename T> __device__ void alloy_cu_lu_cpanel(const alloy_cu_lu_param
             if (warp == 0) {
                 bv = lane < C ? *cluster.map_shared_rank(&best_v[par], lane) : (T)-1;
                 bi = lane < C ? *cluster.map_shared_rank(&best_i[par], lane) : INT64_MAX;
-                for (int o = 16; o > 0; o /= 2) {
-                    T ov = __shfl_down_sync(0xffffffffu, bv, o);
-                    int64_t oi = __shfl_down_sync(0xffffffffu, bi, o);
-                    alloy_cu_argmax_merge(bv, bi, ov, oi);
-                }
+                alloy_cu_warp_argmax(bv, bi);
                 if (lane == 0) {
                     const T diag = cluster.map_shared_rank(&kpub[par][0], ok)[k];
                     s_p = isnan(diag) || bi == INT64_MAX ? k : bi;
