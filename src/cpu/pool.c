@@ -20,6 +20,11 @@
 /* A quiet job that nobody has begun after this long goes to the workers at the next
  * completion. */
 #define UNCLAIMED_NS 50000
+/* A closed job (its share one worker when it started) that has run this long is opened
+ * to the workers when a completion leaves shares above one: a long job started under load
+ * gets the cores the load left. Short ones are not: a worker joining a job's last tile
+ * cost 16% at two threads on two cores. */
+#define REOPEN_NS 5000000
 
 static uint64_t monotonic_ns(void)
 {
@@ -141,12 +146,26 @@ static void job_complete(alloy__cpu_job *j)
             now = monotonic_ns();
         idle |= now - o->started_ns > UNCLAIMED_NS;
     }
-    if (cd->ready_head && (idle || !begun)) {
-        /* handed over: every job in the list is open to the workers from now on */
-        for (alloy__cpu_job *o = cd->ready_head; o; o = o->next)
-            o->open = 1;
+    const int handover = cd->ready_head && (idle || !begun);
+    const int roomy = cd->jobs > 0 && cd->nworkers / cd->jobs > 1;
+    int reopened = 0;
+    for (alloy__cpu_job *o = cd->ready_head; o && (handover || roomy); o = o->next) {
+        if (o->open)
+            continue;
+        if (!handover) {
+            if (!now)
+                now = monotonic_ns();
+            if (now - o->started_ns < REOPEN_NS)
+                continue;
+            reopened = 1;
+        }
+        o->open = 1; /* handed over: open to the workers from now on */
+    }
+    if (handover || reopened) {
         atomic_fetch_add_explicit(&cd->epoch, 1, memory_order_release);
-        if (cd->sleepers)
+        if (cd->sleepers && reopened)
+            pthread_cond_broadcast(&cd->cond);
+        else if (cd->sleepers)
             pthread_cond_signal(&cd->cond);
     }
     pthread_mutex_unlock(&cd->lock);
