@@ -129,11 +129,11 @@ static void job_complete(alloy__cpu_job *j)
     pthread_mutex_lock(&cd->lock);
     ready_remove(cd, j);
     cd->jobs--;
-    /* Quiet jobs (alloy__cpu_job_start) go to the workers here if nobody has begun them
-     * for UNCLAIMED_NS (a thread that waits on its job begins it within a microsecond or
-     * so), or if no other job is under way: so every job begins within one job's time
-     * even if no thread ever waits for it. Handing over fresh ones too had the workers
-     * race the waiting threads again. */
+    /* The jobs are handed over to the workers (opened, and a worker woken) if one has
+     * not been begun for UNCLAIMED_NS (a thread that waits on its job begins it within a
+     * microsecond or so), or if no other job is under way: so every job begins within
+     * one job's time even if no thread ever waits for it. Handing over fresh ones too
+     * had the workers race the waiting threads again. */
     int begun = 0, idle = 0;
     uint64_t now = 0; /* read only when an unbegun job is there */
     for (alloy__cpu_job *o = cd->ready_head; o; o = o->next) {
@@ -287,10 +287,11 @@ void alloy__cpu_job_start(alloy__cpu_job *j)
      * jobs (other queues' command buffers), at least one (a tiling changes no bits, so
      * results do not depend on it); only a job that starts alone is announced to the
      * workers; and only a job whose share is more than one thread calls them for a
-     * phase of several tasks. A job started beside others is quiet: the thread that
-     * waits for it runs it, or a worker when another job completes (job_complete). The
-     * same sixteen threads then did 6.1-6.7k (docs/perf-notes.md). The caller holds the
-     * queue lock, so a helping thread sees the share only after this. */
+     * phase of several tasks. A job started beside others is quiet (not announced): the
+     * thread that waits for it begins it, or a worker after another job completes
+     * (job_complete). The same sixteen threads then did 6.1-6.7k (docs/perf-notes.md).
+     * The caller holds the queue lock, so a helping thread sees the share only after
+     * this. */
     cd->jobs++;
     /* a job that starts alone is announced, so its age never matters (0: always old) */
     j->started_ns = cd->jobs > 1 ? monotonic_ns() : 0;
