@@ -30,11 +30,19 @@ if grep -E -i 'warning:' "$build/build.log"; then
   echo "arm64-test.sh: the cross build has warnings" >&2
   exit 1
 fi
-# The library must hold no x86 kernel code on arm64.
-if aarch64-linux-gnu-nm "$build/liballoy.a" | grep -q -i 'avx'; then
-  echo "arm64-test.sh: liballoy.a for arm64 holds AVX symbols" >&2
+# The library must hold no x86 kernel code on arm64: no AVX kernel object in the archive.
+# (isa_x86.c's stubs, alloy__cpu_has_avx2_fma and friends, are there and say "no".) The
+# list is read whole before grep sees it: `nm | grep -q` under pipefail was a race, since
+# grep -q quits at the first match and a SIGPIPE'd nm then made the check pass.
+members=$(aarch64-linux-gnu-ar t "$build/liballoy.a")
+if grep -i -E 'ukernel_avx|norm_rows_avx' <<<"$members"; then
+  echo "arm64-test.sh: liballoy.a for arm64 holds AVX kernel objects" >&2
   exit 1
 fi
+grep -q 'ukernel_portable' <<<"$members" || {
+  echo "arm64-test.sh: liballoy.a for arm64 lacks the portable kernel" >&2
+  exit 1
+}
 file -L "$build/liballoy.so" 2>/dev/null || true
 echo "arm64-test.sh: running the tests under qemu-aarch64"
 ctest --test-dir "$build" --output-on-failure -j "$(nproc)" --timeout 1500 \
@@ -43,7 +51,7 @@ ctest --test-dir "$build" --output-on-failure -j "$(nproc)" --timeout 1500 \
 # The two programs with fork cases: every other case, one at a time.
 qemu=(qemu-aarch64 -L /usr/aarch64-linux-gnu)
 for prog in test_misuse test_blas_threads; do
-  bin=$(find "$build" -type f -name "$prog" | head -1)
+  bin=$(find "$build" -type f -name "$prog" -print -quit)
   if [ -z "$bin" ]; then
     echo "arm64-test.sh: $prog was not built; skipping it"
     continue

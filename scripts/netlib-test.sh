@@ -105,10 +105,10 @@ run() {
   # the adapter must not have complained, and its calls must have reached alloy
   local stats
   stats=$(grep '^alloy-blas: .* calls reached alloy' "$name.stderr")
-  if grep -v '^alloy-blas: .* calls reached alloy' "$name.stderr" | grep -q 'alloy-blas'; then
+  if grep -v '^alloy-blas: .* calls reached alloy' "$name.stderr" | grep 'alloy-blas' >/dev/null; then
     fail "$name: the adapter reported errors:"; grep 'alloy-blas' "$name.stderr" | head -20
   fi
-  if [ -z "$stats" ] || echo "$stats" | grep -q 'reached alloy: none'; then
+  if [ -z "$stats" ] || grep -q 'reached alloy: none' <<<"$stats"; then
     fail "$name: no call reached alloy (is $lib preloaded?)"
   else
     echo "$stats"
