@@ -476,6 +476,89 @@ TEST(many_waiters)
     ASSERT_OK(alloy_device_close(dev));
 }
 
+/* f32 products take 128 x 128 tiles when those give every SM a block and 64 x 64 tiles
+ * otherwise; each element is the same FMA chain either way. A 1536-square product (144
+ * large tiles) against a 200-row slice and a 100-column slice of it (24 and 12 large
+ * tiles: the small kernel): the shared elements bitwise equal, and all near a float64
+ * reference. */
+TEST(f32_tilings_bitwise_equal)
+{
+    alloy_device *dev = gpu_open();
+    alloy_queue *q = queue(dev);
+    const int64_t n = small_run() ? 320 : 1536, k = 333, rows = 200, cols = 100;
+    float *ha = malloc((size_t)(n * k) * 4), *hb = malloc((size_t)(k * n) * 4);
+    float *full = malloc((size_t)(n * n) * 4), *part = malloc((size_t)(n * n) * 4);
+    ASSERT(ha && hb && full && part);
+    test_rng r = {0x711e5};
+    for (int64_t i = 0; i < n * k; i++) {
+        ha[i] = (float)((int)(rng_next(&r) % 2001) - 1000) / 997.0f;
+        hb[i] = (float)((int)(rng_next(&r) % 2001) - 1000) / 991.0f;
+    }
+    alloy_buffer *a = buf(dev, (size_t)(n * k) * 4, ALLOY_MEMORY_DEVICE);
+    alloy_buffer *b = buf(dev, (size_t)(k * n) * 4, ALLOY_MEMORY_DEVICE);
+    alloy_buffer *c = buf(dev, (size_t)(n * n) * 4, ALLOY_MEMORY_DEVICE);
+    alloy_buffer *d = buf(dev, (size_t)(n * n) * 4, ALLOY_MEMORY_DEVICE);
+    ASSERT_OK(alloy_buffer_write(a, 0, ha, (size_t)(n * k) * 4));
+    ASSERT_OK(alloy_buffer_write(b, 0, hb, (size_t)(k * n) * 4));
+    alloy_matmul_desc md = alloy_matmul_desc_default();
+    int64_t sa[2] = {n, k}, sb[2] = {k, n}, sc[2] = {n, n};
+    alloy_array A = alloy_array_contiguous(a, 0, ALLOY_F32, 2, sa);
+    alloy_array B = alloy_array_contiguous(b, 0, ALLOY_F32, 2, sb);
+    alloy_array C = alloy_array_contiguous(c, 0, ALLOY_F32, 2, sc);
+    /* the slices: A's first rows into D's first rows; B's first columns into D's last */
+    int64_t sar[2] = {rows, k}, sdr[2] = {rows, n}, sbc[2] = {k, cols}, sdc[2] = {n, cols};
+    int64_t stb[2] = {n, 1}, std_[2] = {n, 1};
+    alloy_array Ar = alloy_array_contiguous(a, 0, ALLOY_F32, 2, sar);
+    alloy_array Dr = alloy_array_contiguous(d, 0, ALLOY_F32, 2, sdr);
+    alloy_array Bc = alloy_array_strided(b, 0, ALLOY_F32, 2, sbc, stb);
+    alloy_array Dc = alloy_array_strided(d, (size_t)(n - cols) * 4, ALLOY_F32, 2, sdc, std_);
+    alloy_cmdbuf *cb = cmdbuf(q);
+    ASSERT_OK(alloy_encode_matmul(cb, &md, &A, &B, NULL, &C));
+    ASSERT_OK(alloy_cmdbuf_commit(cb));
+    ASSERT_OK(alloy_cmdbuf_wait(cb));
+    ASSERT_OK(alloy_cmdbuf_destroy(cb));
+    ASSERT_OK(alloy_buffer_read(c, 0, full, (size_t)(n * n) * 4));
+    for (int pass = 0; pass < 2; pass++) { /* rows, then columns (they overlap in D) */
+        cb = cmdbuf(q);
+        if (pass == 0)
+            ASSERT_OK(alloy_encode_matmul(cb, &md, &Ar, &B, NULL, &Dr));
+        else
+            ASSERT_OK(alloy_encode_matmul(cb, &md, &A, &Bc, NULL, &Dc));
+        ASSERT_OK(alloy_cmdbuf_commit(cb));
+        ASSERT_OK(alloy_cmdbuf_wait(cb));
+        ASSERT_OK(alloy_cmdbuf_destroy(cb));
+        ASSERT_OK(alloy_buffer_read(d, 0, part, (size_t)(n * n) * 4));
+        const int64_t i1 = pass == 0 ? rows : n, j0 = pass == 0 ? 0 : n - cols;
+        int64_t diffs = 0;
+        for (int64_t i = 0; i < i1; i++)
+            for (int64_t j = j0; j < n; j++) {
+                const int64_t jf = pass == 0 ? j : j - (n - cols); /* column of the product */
+                diffs += memcmp(&part[i * n + j], &full[i * n + jf], 4) != 0;
+            }
+        if (diffs)
+            FAIL_AT("pass %d: %lld elements differ between the 64 and 128 tilings", pass,
+                    (long long)diffs);
+    }
+    for (int64_t i = 0; i < n; i += 7) /* and the product is right */
+        for (int64_t j = 0; j < n; j += 5) {
+            double s = 0, m = 0;
+            for (int64_t p = 0; p < k; p++) {
+                s += (double)ha[i * k + p] * hb[p * n + j];
+                m += fabs((double)ha[i * k + p] * hb[p * n + j]);
+            }
+            if (fabs(full[i * n + j] - s) > 1e-6 * (double)k * m + 1e-30)
+                FAIL_AT("C[%lld][%lld] = %.9g, float64 reference %.9g", (long long)i, (long long)j,
+                        full[i * n + j], s);
+        }
+    free(ha), free(hb), free(full), free(part);
+    ASSERT_OK(alloy_buffer_destroy(a));
+    ASSERT_OK(alloy_buffer_destroy(b));
+    ASSERT_OK(alloy_buffer_destroy(c));
+    ASSERT_OK(alloy_buffer_destroy(d));
+    ASSERT_OK(alloy_queue_destroy(q));
+    ASSERT_OK(alloy_device_close(dev));
+}
+
 /* ---------------------------------------------------------------- concurrency
  * One problem set per thread: a bf16 product with bias on the tensor cores, an f32 product
  * of a transposed view, a batched f16 product with a broadcast operand, a bf16 layer norm
@@ -540,11 +623,11 @@ static void problem_make(alloy_device *dev, problem *p, uint64_t seed, int small
         p->in[i] = buf(dev, in_bytes[i], ALLOY_MEMORY_DEVICE);
         upload_random(p->in[i], in_bytes[i], in_t[i], &r);
     }
-    p->out_bytes[0] = (size_t)(M * N) * 2;          /* bf16 product */
-    p->out_bytes[1] = (size_t)(K * K) * 4;          /* f32 product K x K */
-    p->out_bytes[2] = (size_t)(4 * 64 * 64) * 4;    /* batched f16 -> f32 */
-    p->out_bytes[3] = (size_t)(R * D) * 2;          /* layer norm */
-    p->out_bytes[4] = (size_t)(N * K) * 4;          /* copy: bf16 (K, N) transposed -> f32 */
+    p->out_bytes[0] = (size_t)(M * N) * 2;       /* bf16 product */
+    p->out_bytes[1] = (size_t)(K * K) * 4;       /* f32 product K x K */
+    p->out_bytes[2] = (size_t)(4 * 64 * 64) * 4; /* batched f16 -> f32 */
+    p->out_bytes[3] = (size_t)(R * D) * 2;       /* layer norm */
+    p->out_bytes[4] = (size_t)(N * K) * 4;       /* copy: bf16 (K, N) transposed -> f32 */
     for (int i = 0; i < OUTS; i++) {
         p->out[i] = buf(dev, p->out_bytes[i], ALLOY_MEMORY_DEVICE);
         p->out2[i] = buf(dev, p->out_bytes[i], ALLOY_MEMORY_DEVICE);
@@ -791,6 +874,7 @@ TEST_LIST{
     TEST_ENTRY(misuse_statuses),
     TEST_ENTRY(fire_and_forget),
     TEST_ENTRY(many_waiters),
+    TEST_ENTRY(f32_tilings_bitwise_equal),
     TEST_ENTRY(sixteen_threads_bitwise_equal_to_alone),
     TEST_ENTRY(shared_queue_never_interleaves),
 };

@@ -31,7 +31,7 @@ typedef struct alloy__cu_device {
     /* Kernels, looked up once at open (cuModuleGetFunction). NULL: no such pairing. */
     CUfunction copy_1d[5][5], copy_nd[5][5];       /* [src dtype][dst dtype] */
     CUfunction mm_tc[2][4][ALLOY__CU_TC_VARIANTS]; /* [bf16][A k/m * 2 + B k/n][variant] */
-    CUfunction mm_f32, mm_f64, mm_tf32;
+    CUfunction mm_f32, mm_f32_s, mm_f64, mm_tf32;  /* mm_f32_s: 64 x 64 tiles */
     CUfunction norm[ALLOY__CU_FLOATS][ALLOY__CU_NORM_MODES][2]; /* [x dtype][mode][vec] */
     /* Linear algebra, [0] f32 and [1] f64. */
     CUfunction lu_panel[2], laswp[2], trsm_diag[2], trsm_zero[2], lu_info_zero, pivcheck;

@@ -114,6 +114,7 @@ static alloy_status load_kernels(alloy__cu_device *cu)
                     return s;
             }
     if ((s = get_kernel(cu, &cu->mm_f32, "alloy_mm_f32")) != ALLOY_OK ||
+        (s = get_kernel(cu, &cu->mm_f32_s, "alloy_mm_f32_s")) != ALLOY_OK ||
         (s = get_kernel(cu, &cu->mm_f64, "alloy_mm_f64")) != ALLOY_OK ||
         (s = get_kernel(cu, &cu->mm_tf32, "alloy_mm_tf32")) != ALLOY_OK)
         return s;

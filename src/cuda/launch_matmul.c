@@ -1,6 +1,8 @@
 /* matmul on the GPU: which kernel, which tiles, which grid.
  *   f64            SIMT, 64 x 64 tiles (kernels/matmul_simt.cuh)
- *   f32            SIMT, 128 x 128 tiles; tf32 tensor cores only when the descriptor asks
+ *   f32            SIMT, 128 x 128 tiles, or 64 x 64 when the larger ones would not give
+ *                  every SM a block (the same chain per element either way, so the tiling
+ *                  changes no bits); tf32 tensor cores only when the descriptor asks
  *   f16 / bf16     tensor cores (kernels/matmul_tc.cuh): 128 x 256 tiles when the operands
  *                  are 16-byte aligned panels and the product fills the GPU, 64 x 64 tiles
  *                  otherwise, and an element-gathering variant for any other strides.
@@ -110,6 +112,16 @@ alloy_status alloy__cu_launch_mm(alloy__cu_device *cu, CUstream s, const alloy__
         bn = mm->allow_tf32 ? ALLOY_CU_TF32_BN : ALLOY_CU_F32_BN;
 #endif
         threads = ALLOY_CU_SIMT_THREADS;
+        /* A product whose 128 x 128 tiles are fewer than the SMs (the solvers' updates of
+         * a few right-hand sides over a long k: 2048 x 256 is 32 tiles) runs four times
+         * the blocks on 64 x 64 tiles. */
+        const int64_t big = tiles_of(mm->m, mm->n, bm, bn);
+        if (!mm->allow_tf32 && big >= 0 && mm->batch.count < cu->sm_count &&
+            big * mm->batch.count < cu->sm_count) {
+            f = cu->mm_f32_s;
+            bm = ALLOY_CU_F32_S_BM;
+            bn = ALLOY_CU_F32_S_BN;
+        }
     } else {
         /* A is K-major (row-major) when its k stride is 1, M-major when its m stride is;
          * B is K-major (column-major) when its k stride is 1, N-major when its n stride is.

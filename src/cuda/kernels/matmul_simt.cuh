@@ -40,9 +40,11 @@ __device__ __forceinline__ void alloy_cu_simt_store(T *tile, const T *v, int k_f
 }
 
 /* 16 x 16 threads; thread (ty, tx) owns rows {ty*TM/2 + i, BM/2 + ty*TM/2 + i} and the
- * same split of columns, so each half is one 16-byte shared-memory read. */
+ * same split of columns, so each half is one vector shared-memory read (16 bytes; 8 for
+ * the 64 x 64 f32 tiles). */
 template <typename T, int TM, int TN> struct alloy_cu_simt_vec;
 template <> struct alloy_cu_simt_vec<float, 8, 8> { typedef float4 type; };
+template <> struct alloy_cu_simt_vec<float, 4, 4> { typedef float2 type; };
 template <> struct alloy_cu_simt_vec<double, 4, 4> { typedef double2 type; };
 __device__ __forceinline__ void alloy_cu_unpack(float *d, float4 v)
 {
@@ -50,6 +52,11 @@ __device__ __forceinline__ void alloy_cu_unpack(float *d, float4 v)
     d[1] = v.y;
     d[2] = v.z;
     d[3] = v.w;
+}
+__device__ __forceinline__ void alloy_cu_unpack(float *d, float2 v)
+{
+    d[0] = v.x;
+    d[1] = v.y;
 }
 __device__ __forceinline__ void alloy_cu_unpack(double *d, double2 v)
 {
@@ -64,7 +71,8 @@ __device__ __forceinline__ void alloy_cu_mm_simt(const alloy_cu_matmul_params &p
     const int BM = 16 * TM, BN = 16 * TN;
     const int LDA = BM + 16 / (int)sizeof(T), LDB = BN + 16 / (int)sizeof(T); /* keep 16B rows */
     typedef typename alloy_cu_simt_vec<T, TM, TN>::type V;
-    static_assert(TM / 2 * sizeof(T) == 16 && TN / 2 * sizeof(T) == 16, "one V per half");
+    static_assert(TM / 2 * sizeof(T) == sizeof(V) && TN / 2 * sizeof(T) == sizeof(V),
+                  "one V per half");
     /* One array, so the epilogue can stage a quarter of C across both tiles. */
     __shared__ __align__(16) T smem[2 * BK * LDA + 2 * BK * LDB];
 #define As(buf) (smem + (buf) * (BK * LDA))
@@ -283,6 +291,13 @@ extern "C" __global__ void __launch_bounds__(ALLOY_CU_SIMT_THREADS)
     alloy_mm_f32(const alloy_cu_matmul_params p)
 {
     alloy_cu_mm_simt<float, 8, 8>(p);
+}
+/* The same chains on 64 x 64 tiles: four times the blocks for products whose 128 x 128
+ * tiling leaves SMs idle (the solvers' updates with few right-hand sides). */
+extern "C" __global__ void __launch_bounds__(ALLOY_CU_SIMT_THREADS)
+    alloy_mm_f32_s(const alloy_cu_matmul_params p)
+{
+    alloy_cu_mm_simt<float, 4, 4>(p);
 }
 extern "C" __global__ void __launch_bounds__(ALLOY_CU_SIMT_THREADS)
     alloy_mm_f64(const alloy_cu_matmul_params p)

@@ -139,6 +139,8 @@ typedef struct alloy_cu_norm_params {
 
 #define ALLOY_CU_F32_BM 128
 #define ALLOY_CU_F32_BN 128
+#define ALLOY_CU_F32_S_BM 64 /* alloy_mm_f32_s: when 128 x 128 tiles leave SMs idle */
+#define ALLOY_CU_F32_S_BN 64
 #define ALLOY_CU_TF32_BM 128
 #define ALLOY_CU_TF32_BN 128
 #define ALLOY_CU_F64_BM 64
