@@ -35,10 +35,11 @@ typedef struct alloy__cu_device {
     CUfunction norm[ALLOY__CU_FLOATS][ALLOY__CU_NORM_MODES][2]; /* [x dtype][mode][vec] */
     /* Linear algebra, [0] f32 and [1] f64. */
     CUfunction lu_panel[2], laswp[2], trsm_diag[2], trsm_zero[2], lu_info_zero, pivcheck;
-    CUfunction lu_cpanel[2]; /* cluster panels: used on sm_90 and newer only */
-    CUfunction lu_warp[2];   /* a warp per matrix of at most 32 x 32 */
-    int lu_smem;             /* dynamic shared memory a panel kernel may use (the opt-in limit) */
-    int clusters;            /* thread-block clusters (sm_90+) */
+    CUfunction laswp_perm[2]; /* lu_solve's interchanges through shared memory (lu_smem) */
+    CUfunction lu_cpanel[2];  /* cluster panels: used on sm_90 and newer only */
+    CUfunction lu_warp[2];    /* a warp per matrix of at most 32 x 32 */
+    int lu_smem;              /* dynamic shared memory a panel kernel may use (the opt-in limit) */
+    int clusters;             /* thread-block clusters (sm_90+) */
 } alloy__cu_device;
 
 /* Cached completion events of a queue: made only when none is free (steady state: none). */

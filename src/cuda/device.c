@@ -140,6 +140,9 @@ static alloy_status load_kernels(alloy__cu_device *cu)
         snprintf(name, sizeof name, "alloy_laswp_%s", fl[t]);
         if ((s = get_kernel(cu, &cu->laswp[t], name)) != ALLOY_OK)
             return s;
+        snprintf(name, sizeof name, "alloy_laswp_perm_%s", fl[t]);
+        if ((s = get_kernel(cu, &cu->laswp_perm[t], name)) != ALLOY_OK)
+            return s;
         snprintf(name, sizeof name, "alloy_trsm_diag_%s", fl[t]);
         if ((s = get_kernel(cu, &cu->trsm_diag[t], name)) != ALLOY_OK)
             return s;
@@ -175,6 +178,9 @@ static alloy_status load_kernels(alloy__cu_device *cu)
     for (int t = 0; t < 2; t++) {
         r = cu->drv.FuncSetAttribute(cu->lu_panel[t],
                                      CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, cu->lu_smem);
+        if (r == CUDA_SUCCESS)
+            r = cu->drv.FuncSetAttribute(
+                cu->laswp_perm[t], CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, cu->lu_smem);
         if (r == CUDA_SUCCESS && cu->clusters)
             r = cu->drv.FuncSetAttribute(
                 cu->lu_cpanel[t], CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, cu->lu_smem);

@@ -101,8 +101,8 @@ static alloy_status trsm_rec(const alloy__cu_solve *x, alloy__cu_view l, alloy__
     const int64_t nb = x->f64 ? ALLOY_CU_TRSM_NB_F64 : ALLOY_CU_TRSM_NB_F32;
     if (rows <= nb)
         return trsm_kernel(x, x->cu->trsm_diag[x->f64], l, b, rows, ncols, unit, alpha,
-                           first && alpha != 1.0, grid_x(ncols, ALLOY_CU_TRSM_TC),
-                           ALLOY_CU_TRSM_TC);
+                           first && alpha != 1.0, grid_x(ncols, ALLOY_CU_TRSM_THREADS / nb),
+                           ALLOY_CU_TRSM_THREADS);
     const int64_t h = (rows / 2 + nb - 1) / nb * nb;
     alloy_status s = trsm_rec(x, l, b, h, ncols, unit, alpha, first);
     if (s == ALLOY_OK)

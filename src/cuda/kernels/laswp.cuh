@@ -76,6 +76,55 @@ template <typename T> __device__ void alloy_cu_laswp(const alloy_cu_laswp_params
     }
 }
 
+/* All of lu_solve's interchanges (k0 = 0, k1 = n, every pivot in 1..n: pivcheck ran
+ * first) on `width` columns a block, through shared memory: the pivots are composed into
+ * one permutation (row i of the result is row perm[i] of B) by one thread while the others
+ * load the block's columns, then every thread writes rows back in place. n steps of a
+ * shared-memory swap instead of n / 8 global memory round trips a column. Dynamic shared
+ * memory: 2 n ints and n x width elements. */
+template <typename T> __device__ void alloy_cu_laswp_perm(const alloy_cu_laswp_params &p)
+{
+    extern __shared__ __align__(16) unsigned char alloy_cu_laswp_dyn[];
+    if (alloy_cu_guarded(p.guard))
+        return;
+    const int n = (int)p.k1, W = p.width, tid = threadIdx.x, nt = blockDim.x;
+    int *perm = (int *)alloy_cu_laswp_dyn, *pv = perm + n;
+    T *chunk = (T *)(pv + n); /* 8 n bytes in: aligned for T */
+    const int64_t c0 = p.c0 + (int64_t)blockIdx.x * W;
+    const int w = p.c1 - c0 < W ? (int)(p.c1 - c0) : W;
+    for (int64_t e = blockIdx.y; e < p.batch.count; e += gridDim.y) {
+        int64_t off[2];
+        alloy_cu_batch_offsets<2>(p.batch, e, off);
+        T *A = (T *)p.a + off[0] + c0 * p.cs;
+        const int32_t *piv = (const int32_t *)p.pivots + off[1];
+        for (int i = tid; i < n; i += nt) {
+            pv[i] = piv[(int64_t)i * p.piv_stride] - 1;
+            perm[i] = i;
+        }
+        __syncthreads();
+        if (tid < 32) {
+            if (tid == 0)
+                for (int s = 0; s < n; s++) {
+                    const int k = p.reverse ? n - 1 - s : s, r = pv[k];
+                    const int t = perm[k];
+                    perm[k] = perm[r];
+                    perm[r] = t;
+                }
+        } else {
+            for (int x = tid - 32; x < n * w; x += nt - 32) {
+                const int i = x / w, c = x % w;
+                chunk[i * W + c] = A[(int64_t)i * p.rs + (int64_t)c * p.cs];
+            }
+        }
+        __syncthreads();
+        for (int x = tid; x < n * w; x += nt) {
+            const int i = x / w, c = x % w;
+            A[(int64_t)i * p.rs + (int64_t)c * p.cs] = chunk[perm[i] * W + c];
+        }
+        __syncthreads(); /* the next entry reuses the shared arrays */
+    }
+}
+
 /* Every pivot of every entry in 1..n; a bad one sets the guard to this op's index + 1 (so
  * every later kernel of the command buffer does nothing) and reports the smallest bad
  * entry. The guard is cleared on the stream before the command buffer's first lu_solve. */
@@ -102,6 +151,11 @@ __device__ __forceinline__ void alloy_cu_pivcheck(const alloy_cu_pivcheck_params
         alloy_laswp_##name(const alloy_cu_laswp_params p)                                          \
     {                                                                                              \
         alloy_cu_laswp<T>(p);                                                                      \
+    }                                                                                              \
+    extern "C" __global__ void __launch_bounds__(ALLOY_CU_LASWP_THREADS)                          \
+        alloy_laswp_perm_##name(const alloy_cu_laswp_params p)                                     \
+    {                                                                                              \
+        alloy_cu_laswp_perm<T>(p);                                                                 \
     }
 
 extern "C" __global__ void __launch_bounds__(ALLOY_CU_LASWP_THREADS)

@@ -73,7 +73,7 @@ typedef struct alloy_cu_laswp_params {
     int64_t rs, cs, piv_stride;
     int64_t c0, c1, skip0, skip1, k0, k1;
     int32_t reverse;
-    int32_t pad_;
+    int32_t width; /* alloy_laswp_perm: columns a block */
     alloy_cu_batch batch;
 } alloy_cu_laswp_params;
 
@@ -157,8 +157,7 @@ typedef struct alloy_cu_norm_params {
 #define ALLOY_CU_LU_OUTER 256 /* columns between trailing updates (the GEMM's k) */
 #define ALLOY_CU_TRSM_NB_F32 64
 #define ALLOY_CU_TRSM_NB_F64 32
-#define ALLOY_CU_TRSM_TC 64 /* columns of B per block: a thread each */
-#define ALLOY_CU_TRSM_THREADS 256
+#define ALLOY_CU_TRSM_THREADS 512 /* a diagonal block: THREADS / NB columns of B, NB rows */
 #define ALLOY_CU_LASWP_THREADS 256
 
 /* layer_norm: a warp per row up to 32 * cache values, a block of up to NORM_BLOCK_THREADS

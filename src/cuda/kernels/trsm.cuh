@@ -1,10 +1,13 @@
 /* Triangular solve on the GPU, the diagonal-block kernel: L X = alpha B for a block of at
- * most NB rows, L lower (unit or not) in shared memory, a thread per column of B.
+ * most NB rows, L lower (unit or not) in shared memory, a thread per element of X: each
+ * block takes ALLOY_CU_TRSM_THREADS / NB columns of B, with NB threads down each column.
  * launch_trsm.c turns every variant into this form (transposes and reversals are views)
  * and recurses above NB rows, with the off-diagonal updates as GEMMs.
  *
  * Row r of X gets its updates as FMAs in increasing column order, then one division, as
- * the CPU's substitution does. */
+ * the CPU's substitution does. The chains run as a wavefront: at step t, row t is final
+ * (its division) and every row below takes its update from it, so a block is NB steps of
+ * one FMA and one barrier, not a thread walking NB^2 / 2 dependent FMAs. */
 #ifndef ALLOY_CUDA_KERNELS_TRSM_CUH
 #define ALLOY_CUDA_KERNELS_TRSM_CUH
 
@@ -12,61 +15,63 @@
 
 template <typename T, int NB> __device__ void alloy_cu_trsm_diag(const alloy_cu_trsm_params &p)
 {
+    const int CPB = ALLOY_CU_TRSM_THREADS / NB; /* columns a block */
+    static_assert(ALLOY_CU_TRSM_THREADS % NB == 0, "whole columns a block");
     __shared__ T sL[NB][NB + 1];
-    __shared__ T sX[NB][ALLOY_CU_TRSM_TC];
+    __shared__ T sX[NB][CPB];
     if (alloy_cu_guarded(p.guard))
         return;
     const int tid = threadIdx.x, nt = blockDim.x;
     const int R = (int)p.rows; /* <= NB: 32-bit index math */
-    const int64_t c = (int64_t)blockIdx.x * nt + tid;
+    /* consecutive threads, consecutive columns: B's rows are read in runs of CPB */
+    const int i = tid / CPB, cl = tid % CPB;
+    const int64_t c = (int64_t)blockIdx.x * CPB + cl;
+    const bool mine = i < R && c < p.ncols;
     const bool l_cols_fast = llabs(p.a_cs) <= llabs(p.a_rs);
     for (int64_t e = blockIdx.y; e < p.batch.count; e += gridDim.y) {
         int64_t off[2];
         alloy_cu_batch_offsets<2>(p.batch, e, off);
         const T *L = (const T *)p.a + off[0];
+        T *col = (T *)p.b + off[1] + c * p.b_cs;
+        T v = 0;
+        if (mine) {
+            v = col[(int64_t)i * p.b_rs];
+            if (p.scale)
+                v = (T)p.alpha * v;
+        }
         /* Only the triangle is read: the rest may hold anything, NaN included. Eight loads
          * in flight a thread (one at a time, each would wait out the memory latency). */
         for (int x0 = tid; x0 < R * R; x0 += 8 * nt) {
-            T v[8];
+            T w[8];
 #pragma unroll
             for (int u = 0; u < 8; u++) {
                 const int x = x0 + u * nt;
-                const int i = l_cols_fast ? x / R : x % R, j = l_cols_fast ? x % R : x / R;
-                if (x < R * R && (j < i || (j == i && !p.unit)))
-                    v[u] = L[(int64_t)i * p.a_rs + (int64_t)j * p.a_cs];
+                const int r = l_cols_fast ? x / R : x % R, q = l_cols_fast ? x % R : x / R;
+                if (x < R * R && (q < r || (q == r && !p.unit)))
+                    w[u] = L[(int64_t)r * p.a_rs + (int64_t)q * p.a_cs];
             }
 #pragma unroll
             for (int u = 0; u < 8; u++) {
                 const int x = x0 + u * nt;
-                const int i = l_cols_fast ? x / R : x % R, j = l_cols_fast ? x % R : x / R;
-                if (x < R * R && (j < i || (j == i && !p.unit)))
-                    sL[i][j] = v[u];
+                const int r = l_cols_fast ? x / R : x % R, q = l_cols_fast ? x % R : x / R;
+                if (x < R * R && (q < r || (q == r && !p.unit)))
+                    sL[r][q] = w[u];
             }
         }
         __syncthreads();
-        if (c < p.ncols) {
-            /* A thread per column of B, the column in its own slice of shared memory: no
-             * barrier inside the solve, and loops small enough for the instruction cache
-             * (fully unrolled into registers, a 64-row solve is ~6k instructions that one
-             * or two warps an SM would fetch from L2). */
-            T *col = (T *)p.b + off[1] + c * p.b_cs;
-#pragma unroll 8
-            for (int i = 0; i < R; i++) {
-                T v = col[(int64_t)i * p.b_rs];
-                sX[i][tid] = p.scale ? (T)p.alpha * v : v;
+        for (int t = 0; t < R; t++) {
+            if (i == t) {
+                if (!p.unit)
+                    v = v / sL[t][t];
+                sX[t][cl] = v;
             }
-            for (int i = 0; i < R; i++) {
-                T v = sX[i][tid];
-#pragma unroll 8
-                for (int q = 0; q < i; q++)
-                    v = fma(-sL[i][q], sX[q][tid], v);
-                sX[i][tid] = p.unit ? v : v / sL[i][i];
-            }
-#pragma unroll 8
-            for (int i = 0; i < R; i++)
-                col[(int64_t)i * p.b_rs] = sX[i][tid];
+            __syncthreads();
+            if (i > t && i < R)
+                v = fma(-sL[i][t], sX[t][cl], v);
         }
-        __syncthreads(); /* the next entry reuses sL */
+        if (mine)
+            col[(int64_t)i * p.b_rs] = v;
+        __syncthreads(); /* the next entry reuses sL and sX */
     }
 }
 
