@@ -36,6 +36,7 @@ typedef struct alloy__cu_device {
     /* Linear algebra, [0] f32 and [1] f64. */
     CUfunction lu_panel[2], laswp[2], trsm_diag[2], trsm_zero[2], lu_info_zero, pivcheck;
     CUfunction laswp_perm[2]; /* lu_solve's interchanges through shared memory (lu_smem) */
+    CUfunction trsm_subst[2]; /* a narrow B's sub-triangle by substitution in one launch */
     CUfunction lu_cpanel[2];  /* cluster panels: used on sm_90 and newer only */
     CUfunction lu_warp[2];    /* a warp per matrix of at most 32 x 32 */
     int lu_smem;              /* dynamic shared memory a panel kernel may use (the opt-in limit) */

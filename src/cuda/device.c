@@ -149,6 +149,9 @@ static alloy_status load_kernels(alloy__cu_device *cu)
         snprintf(name, sizeof name, "alloy_trsm_zero_%s", fl[t]);
         if ((s = get_kernel(cu, &cu->trsm_zero[t], name)) != ALLOY_OK)
             return s;
+        snprintf(name, sizeof name, "alloy_trsm_subst_%s", fl[t]);
+        if ((s = get_kernel(cu, &cu->trsm_subst[t], name)) != ALLOY_OK)
+            return s;
     }
     if ((s = get_kernel(cu, &cu->lu_info_zero, "alloy_lu_info_zero")) != ALLOY_OK ||
         (s = get_kernel(cu, &cu->pivcheck, "alloy_pivcheck")) != ALLOY_OK)

@@ -157,7 +157,11 @@ typedef struct alloy_cu_norm_params {
 #define ALLOY_CU_LU_OUTER 256 /* columns between trailing updates (the GEMM's k) */
 #define ALLOY_CU_TRSM_NB_F32 64
 #define ALLOY_CU_TRSM_NB_F64 32
-#define ALLOY_CU_TRSM_THREADS 512 /* a diagonal block: THREADS / NB columns of B, NB rows */
+#define ALLOY_CU_TRSM_THREADS 512      /* a diagonal block: THREADS / NB columns of B, NB rows */
+#define ALLOY_CU_TRSM_SUB_THREADS 256  /* the one-launch substitution: 64 rows x 4 columns */
+#define ALLOY_CU_TRSM_SUB_COLS 4       /* columns of B a block (a thread each, per row) */
+#define ALLOY_CU_TRSM_SUB_MAX_COLS 256 /* it runs for B up to this wide... */
+#define ALLOY_CU_TRSM_SUB_MAX_ROWS 512 /* ...on sub-triangles up to this tall */
 #define ALLOY_CU_LASWP_THREADS 256
 
 /* layer_norm: a warp per row up to 32 * cache values, a block of up to NORM_BLOCK_THREADS

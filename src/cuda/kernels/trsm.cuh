@@ -75,6 +75,125 @@ template <typename T, int NB> __device__ void alloy_cu_trsm_diag(const alloy_cu_
     }
 }
 
+/* A triangle of a narrow B in one launch: each block takes 4 E columns of B and walks the
+ * rows down in steps of 64 (left-looking substitution). At each step a thread holds E
+ * elements of one row and takes their updates from every solved row above, in increasing
+ * column order: first from the rows of earlier steps, 64 columns of L at a time through
+ * shared memory (the next tile's loads in flight during this one's FMAs), then from this
+ * step's own rows as a wavefront, then the division. So every element is the CPU's
+ * substitution chain exactly, and the ~n / 32 launches of the recursion below it (each a
+ * handful of blocks for a few right-hand sides) become one. E = 2 (8 columns a block) was
+ * 3-5% slower than E = 1 on the H100: fewer blocks for the same latency-bound steps. */
+#define ALLOY_CU_TRSM_SUB_RB 64 /* rows a step, and columns of L a tile */
+template <typename T, int E> __device__ void alloy_cu_trsm_subst(const alloy_cu_trsm_params &p)
+{
+    const int RB = ALLOY_CU_TRSM_SUB_RB, CB = 4 * E, TH = ALLOY_CU_TRSM_SUB_THREADS;
+    const int PER = RB * RB / TH; /* tile elements a thread loads */
+    static_assert(TH == RB * 4 && RB * CB == E * TH, "four threads a row, E elements of X each");
+    __shared__ T sL[RB][RB + 1];
+    __shared__ T sX[RB][CB];
+    if (alloy_cu_guarded(p.guard))
+        return;
+    const int tid = threadIdx.x, i = tid / 4, cp = tid % 4;
+    const int64_t n = p.rows, c0 = (int64_t)blockIdx.x * CB;
+    const bool l_cols_fast = llabs(p.a_cs) <= llabs(p.a_rs);
+    for (int64_t e = blockIdx.y; e < p.batch.count; e += gridDim.y) {
+        int64_t off[2];
+        alloy_cu_batch_offsets<2>(p.batch, e, off);
+        const T *L = (const T *)p.a + off[0];
+        T *B = (T *)p.b + off[1];
+        for (int64_t j0 = 0; j0 < n; j0 += RB) {
+            const int rb = n - j0 < RB ? (int)(n - j0) : RB;
+            const bool row = i < rb;
+            T v[E];
+#pragma unroll
+            for (int u = 0; u < E; u++) {
+                const int64_t c = c0 + cp + 4 * u;
+                v[u] = 0;
+                if (row && c < p.ncols) {
+                    const T x = B[(j0 + i) * p.b_rs + c * p.b_cs];
+                    v[u] = p.scale ? (T)p.alpha * x : x;
+                }
+            }
+            /* rows of earlier steps: full tiles of RB columns of L, rows j0..j0+rb */
+            T w[PER], xs[E];
+#define ALLOY_CU_SUBST_FETCH(k0)                                                                   \
+    do {                                                                                           \
+        _Pragma("unroll") for (int u = 0; u < PER; u++)                                            \
+        {                                                                                          \
+            const int x = tid + u * TH;                                                            \
+            const int r = l_cols_fast ? x / RB : x % RB, q = l_cols_fast ? x % RB : x / RB;        \
+            w[u] = r < rb ? L[(j0 + r) * p.a_rs + ((k0) + q) * p.a_cs] : (T)0;                     \
+        }                                                                                          \
+        _Pragma("unroll") for (int u = 0; u < E; u++)                                              \
+        {                                                                                          \
+            const int x = tid + u * TH, q = x / CB, cc = x % CB;                                   \
+            xs[u] = c0 + cc < p.ncols ? B[((k0) + q) * p.b_rs + (c0 + cc) * p.b_cs] : (T)0;        \
+        }                                                                                          \
+    } while (0)
+            if (j0 > 0)
+                ALLOY_CU_SUBST_FETCH(0);
+            for (int64_t k0 = 0; k0 < j0; k0 += RB) {
+#pragma unroll
+                for (int u = 0; u < PER; u++) {
+                    const int x = tid + u * TH;
+                    const int r = l_cols_fast ? x / RB : x % RB, q = l_cols_fast ? x % RB : x / RB;
+                    sL[r][q] = w[u];
+                }
+#pragma unroll
+                for (int u = 0; u < E; u++)
+                    sX[(tid + u * TH) / CB][(tid + u * TH) % CB] = xs[u];
+                __syncthreads();
+                if (k0 + RB < j0) /* the next tile's loads fly during these FMAs */
+                    ALLOY_CU_SUBST_FETCH(k0 + RB);
+                if (row)
+#pragma unroll 8
+                    for (int q = 0; q < RB; q++) {
+                        const T l = sL[i][q];
+#pragma unroll
+                        for (int u = 0; u < E; u++)
+                            v[u] = fma(-l, sX[q][cp + 4 * u], v[u]);
+                    }
+                __syncthreads();
+            }
+#undef ALLOY_CU_SUBST_FETCH
+            /* this step's own rows: the triangle of the diagonal block, then a wavefront */
+            for (int x = tid; x < rb * rb; x += TH) {
+                const int r = l_cols_fast ? x / rb : x % rb, q = l_cols_fast ? x % rb : x / rb;
+                if (q < r || (q == r && !p.unit))
+                    sL[r][q] = L[(j0 + r) * p.a_rs + (j0 + q) * p.a_cs];
+            }
+            __syncthreads();
+            for (int t = 0; t < rb; t++) {
+                if (i == t) {
+#pragma unroll
+                    for (int u = 0; u < E; u++) {
+                        if (!p.unit)
+                            v[u] = v[u] / sL[t][t];
+                        sX[t][cp + 4 * u] = v[u];
+                    }
+                }
+                __syncthreads();
+                if (i > t && row) {
+                    const T l = sL[i][t];
+#pragma unroll
+                    for (int u = 0; u < E; u++)
+                        v[u] = fma(-l, sX[t][cp + 4 * u], v[u]);
+                }
+            }
+#pragma unroll
+            for (int u = 0; u < E; u++) {
+                const int64_t c = c0 + cp + 4 * u;
+                if (row && c < p.ncols)
+                    B[(j0 + i) * p.b_rs + c * p.b_cs] = v[u];
+            }
+            /* this step's rows are read back as X by the next steps (this block wrote them:
+             * the barrier orders global memory within the block) */
+            __syncthreads();
+        }
+    }
+}
+
 /* B = 0 (alpha == 0: A is never read, and NaN in B does not survive). */
 template <typename T> __device__ void alloy_cu_trsm_zero(const alloy_cu_trsm_params &p)
 {
@@ -105,6 +224,11 @@ template <typename T> __device__ void alloy_cu_trsm_zero(const alloy_cu_trsm_par
         alloy_trsm_zero_##name(const alloy_cu_trsm_params p)                                       \
     {                                                                                              \
         alloy_cu_trsm_zero<T>(p);                                                                  \
+    }                                                                                              \
+    extern "C" __global__ void __launch_bounds__(ALLOY_CU_TRSM_SUB_THREADS)                       \
+        alloy_trsm_subst_##name(const alloy_cu_trsm_params p)                                      \
+    {                                                                                              \
+        alloy_cu_trsm_subst<T, ALLOY_CU_TRSM_SUB_COLS / 4>(p);                                     \
     }
 
 #endif
