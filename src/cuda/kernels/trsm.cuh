@@ -79,7 +79,7 @@ template <typename T, int NB> __device__ void alloy_cu_trsm_diag(const alloy_cu_
  * rows down in steps of 64 (left-looking substitution). At each step a thread holds E
  * elements of one row and takes their updates from every solved row above, in increasing
  * column order: first from the rows of earlier steps, 64 columns of L at a time through
- * shared memory (the next tile's loads in flight during this one's FMAs), then from this
+ * shared memory (the next two tiles' loads in flight during this one's FMAs), then from this
  * step's own rows as a wavefront, then the division. So every element is the CPU's
  * substitution chain exactly, and the ~n / 32 launches of the recursion below it (each a
  * handful of blocks for a few right-hand sides) become one. E = 2 (8 columns a block) was
@@ -115,9 +115,10 @@ template <typename T, int E> __device__ void alloy_cu_trsm_subst(const alloy_cu_
                     v[u] = p.scale ? (T)p.alpha * x : x;
                 }
             }
-            /* rows of earlier steps: full tiles of RB columns of L, rows j0..j0+rb */
-            T w[PER], xs[E];
-#define ALLOY_CU_SUBST_FETCH(k0)                                                                   \
+            /* rows of earlier steps: full tiles of RB columns of L, rows j0..j0+rb, two
+             * tiles' loads in flight (register sets 0 and 1 in turn) while one multiplies */
+            T w0[PER], x0[E], w1[PER], x1[E];
+#define ALLOY_CU_SUBST_FETCH(w, xs, k0)                                                            \
     do {                                                                                           \
         _Pragma("unroll") for (int u = 0; u < PER; u++)                                            \
         {                                                                                          \
@@ -131,31 +132,39 @@ template <typename T, int E> __device__ void alloy_cu_trsm_subst(const alloy_cu_
             xs[u] = c0 + cc < p.ncols ? B[((k0) + q) * p.b_rs + (c0 + cc) * p.b_cs] : (T)0;        \
         }                                                                                          \
     } while (0)
+#define ALLOY_CU_SUBST_TILE(w, xs, k0)                                                             \
+    do {                                                                                           \
+        _Pragma("unroll") for (int u = 0; u < PER; u++)                                            \
+        {                                                                                          \
+            const int x = tid + u * TH;                                                            \
+            const int r = l_cols_fast ? x / RB : x % RB, q = l_cols_fast ? x % RB : x / RB;        \
+            sL[r][q] = w[u];                                                                       \
+        }                                                                                          \
+        _Pragma("unroll") for (int u = 0; u < E; u++)                                              \
+            sX[(tid + u * TH) / CB][(tid + u * TH) % CB] = xs[u];                                  \
+        __syncthreads();                                                                           \
+        if ((k0) + 2 * RB < j0) /* this set's next tile flies during these FMAs */                 \
+            ALLOY_CU_SUBST_FETCH(w, xs, (k0) + 2 * RB);                                            \
+        if (row) {                                                                                 \
+            _Pragma("unroll 8") for (int q = 0; q < RB; q++)                                       \
+            {                                                                                      \
+                const T l = sL[i][q];                                                              \
+                _Pragma("unroll") for (int u = 0; u < E; u++) v[u] =                               \
+                    fma(-l, sX[q][cp + 4 * u], v[u]);                                              \
+            }                                                                                      \
+        }                                                                                          \
+        __syncthreads();                                                                           \
+    } while (0)
             if (j0 > 0)
-                ALLOY_CU_SUBST_FETCH(0);
-            for (int64_t k0 = 0; k0 < j0; k0 += RB) {
-#pragma unroll
-                for (int u = 0; u < PER; u++) {
-                    const int x = tid + u * TH;
-                    const int r = l_cols_fast ? x / RB : x % RB, q = l_cols_fast ? x % RB : x / RB;
-                    sL[r][q] = w[u];
-                }
-#pragma unroll
-                for (int u = 0; u < E; u++)
-                    sX[(tid + u * TH) / CB][(tid + u * TH) % CB] = xs[u];
-                __syncthreads();
-                if (k0 + RB < j0) /* the next tile's loads fly during these FMAs */
-                    ALLOY_CU_SUBST_FETCH(k0 + RB);
-                if (row)
-#pragma unroll 8
-                    for (int q = 0; q < RB; q++) {
-                        const T l = sL[i][q];
-#pragma unroll
-                        for (int u = 0; u < E; u++)
-                            v[u] = fma(-l, sX[q][cp + 4 * u], v[u]);
-                    }
-                __syncthreads();
+                ALLOY_CU_SUBST_FETCH(w0, x0, 0);
+            if (RB < j0)
+                ALLOY_CU_SUBST_FETCH(w1, x1, RB);
+            for (int64_t k0 = 0; k0 < j0; k0 += 2 * RB) {
+                ALLOY_CU_SUBST_TILE(w0, x0, k0);
+                if (k0 + RB < j0)
+                    ALLOY_CU_SUBST_TILE(w1, x1, k0 + RB);
             }
+#undef ALLOY_CU_SUBST_TILE
 #undef ALLOY_CU_SUBST_FETCH
             /* this step's own rows: the triangle of the diagonal block, then a wavefront */
             for (int x = tid; x < rb * rb; x += TH) {
