@@ -76,20 +76,22 @@ template <typename T, int NB> __device__ void alloy_cu_trsm_diag(const alloy_cu_
 }
 
 /* A triangle of a narrow B in one launch: each block takes 4 E columns of B and walks the
- * rows down in steps of 64 (left-looking substitution). At each step a thread holds E
- * elements of one row and takes their updates from every solved row above, in increasing
- * column order: first from the rows of earlier steps, 64 columns of L at a time through
- * shared memory (the next two tiles' loads in flight during this one's FMAs), then from this
- * step's own rows as a wavefront, then the division. So every element is the CPU's
- * substitution chain exactly, and the ~n / 32 launches of the recursion below it (each a
- * handful of blocks for a few right-hand sides) become one. E = 2 (8 columns a block) was
- * 3-5% slower than E = 1 on the H100: fewer blocks for the same latency-bound steps. */
+ * rows down in steps of 64 (left-looking substitution). At each step every element takes
+ * its updates from every solved row above, in increasing column order: first from the rows
+ * of earlier steps, 64 columns of L at a time through shared memory (a thread per element,
+ * the next two tiles' loads in flight during this one's FMAs), then from this step's own
+ * rows (a warp per column, each solved row handed down by a shuffle), then the division.
+ * So every element is the CPU's substitution chain exactly, and the ~n / 32 launches of
+ * the recursion below it (each a handful of blocks for a few right-hand sides) become one.
+ * E = 2 (8 columns a block) was 3-5% slower than E = 1 on the H100: fewer blocks for the
+ * same latency-bound steps. */
 #define ALLOY_CU_TRSM_SUB_RB 64 /* rows a step, and columns of L a tile */
 template <typename T, int E> __device__ void alloy_cu_trsm_subst(const alloy_cu_trsm_params &p)
 {
     const int RB = ALLOY_CU_TRSM_SUB_RB, CB = 4 * E, TH = ALLOY_CU_TRSM_SUB_THREADS;
     const int PER = RB * RB / TH; /* tile elements a thread loads */
     static_assert(TH == RB * 4 && RB * CB == E * TH, "four threads a row, E elements of X each");
+    static_assert(RB == 64 && CB <= TH / 32, "a warp a column, two rows a lane");
     __shared__ T sL[RB][RB + 1];
     __shared__ T sX[RB][CB];
     if (alloy_cu_guarded(p.guard))
@@ -166,35 +168,47 @@ template <typename T, int E> __device__ void alloy_cu_trsm_subst(const alloy_cu_
             }
 #undef ALLOY_CU_SUBST_TILE
 #undef ALLOY_CU_SUBST_FETCH
-            /* this step's own rows: the triangle of the diagonal block, then a wavefront */
+            /* this step's own rows: the triangle of the diagonal block into shared memory... */
             for (int x = tid; x < rb * rb; x += TH) {
                 const int r = l_cols_fast ? x / rb : x % rb, q = l_cols_fast ? x % rb : x / rb;
                 if (q < r || (q == r && !p.unit))
                     sL[r][q] = L[(j0 + r) * p.a_rs + (j0 + q) * p.a_cs];
             }
+            /* ...solved by a warp per column: lane l holds rows l and l + 32; at step t the
+             * lane holding row t divides and hands x_t to the others by a shuffle, and the
+             * rows below take their FMAs from it (no block barrier a step) */
+#pragma unroll
+            for (int u = 0; u < E; u++)
+                if (row)
+                    sX[i][cp + 4 * u] = v[u];
             __syncthreads();
-            for (int t = 0; t < rb; t++) {
-                if (i == t) {
-#pragma unroll
-                    for (int u = 0; u < E; u++) {
-                        if (!p.unit)
-                            v[u] = v[u] / sL[t][t];
-                        sX[t][cp + 4 * u] = v[u];
+            const int warp = tid / 32, lane = tid % 32;
+            if (warp < CB) {
+                const int64_t c = c0 + warp;
+                T y0 = lane < rb ? sX[lane][warp] : (T)0;
+                T y1 = lane + 32 < rb ? sX[lane + 32][warp] : (T)0;
+                for (int t = 0; t < rb; t++) {
+                    T xt;
+                    if (t < 32) {
+                        if (lane == t && !p.unit)
+                            y0 = y0 / sL[t][t];
+                        xt = __shfl_sync(0xffffffffu, y0, t);
+                    } else {
+                        if (lane == t - 32 && !p.unit)
+                            y1 = y1 / sL[t][t];
+                        xt = __shfl_sync(0xffffffffu, y1, t - 32);
                     }
+                    if (lane > t && lane < rb)
+                        y0 = fma(-sL[lane][t], xt, y0);
+                    if (lane + 32 > t && lane + 32 < rb)
+                        y1 = fma(-sL[lane + 32][t], xt, y1);
                 }
-                __syncthreads();
-                if (i > t && row) {
-                    const T l = sL[i][t];
-#pragma unroll
-                    for (int u = 0; u < E; u++)
-                        v[u] = fma(-l, sX[t][cp + 4 * u], v[u]);
+                if (c < p.ncols) {
+                    if (lane < rb)
+                        B[(j0 + lane) * p.b_rs + c * p.b_cs] = y0;
+                    if (lane + 32 < rb)
+                        B[(j0 + lane + 32) * p.b_rs + c * p.b_cs] = y1;
                 }
-            }
-#pragma unroll
-            for (int u = 0; u < E; u++) {
-                const int64_t c = c0 + cp + 4 * u;
-                if (row && c < p.ncols)
-                    B[(j0 + i) * p.b_rs + c * p.b_cs] = v[u];
             }
             /* this step's rows are read back as X by the next steps (this block wrote them:
              * the barrier orders global memory within the block) */
