@@ -122,16 +122,18 @@ template <typename T, int E> __device__ void alloy_cu_trsm_subst(const alloy_cu_
             T w0[PER], x0[E], w1[PER], x1[E];
 #define ALLOY_CU_SUBST_FETCH(w, xs, k0)                                                            \
     do {                                                                                           \
+        const bool dg = (k0) == j0; /* the diagonal block: its triangle only, no X */              \
         _Pragma("unroll") for (int u = 0; u < PER; u++)                                            \
         {                                                                                          \
             const int x = tid + u * TH;                                                            \
             const int r = l_cols_fast ? x / RB : x % RB, q = l_cols_fast ? x % RB : x / RB;        \
-            w[u] = r < rb ? L[(j0 + r) * p.a_rs + ((k0) + q) * p.a_cs] : (T)0;                     \
+            const bool in = r < rb && (!dg || q < r || (q == r && !p.unit));                       \
+            w[u] = in ? L[(j0 + r) * p.a_rs + ((k0) + q) * p.a_cs] : (T)0;                         \
         }                                                                                          \
         _Pragma("unroll") for (int u = 0; u < E; u++)                                              \
         {                                                                                          \
             const int x = tid + u * TH, q = x / CB, cc = x % CB;                                   \
-            xs[u] = c0 + cc < p.ncols ? B[((k0) + q) * p.b_rs + (c0 + cc) * p.b_cs] : (T)0;        \
+            xs[u] = !dg && c0 + cc < p.ncols ? B[((k0) + q) * p.b_rs + (c0 + cc) * p.b_cs] : (T)0; \
         }                                                                                          \
     } while (0)
 #define ALLOY_CU_SUBST_TILE(w, xs, k0)                                                             \
@@ -145,7 +147,7 @@ template <typename T, int E> __device__ void alloy_cu_trsm_subst(const alloy_cu_
         _Pragma("unroll") for (int u = 0; u < E; u++)                                              \
             sX[(tid + u * TH) / CB][(tid + u * TH) % CB] = xs[u];                                  \
         __syncthreads();                                                                           \
-        if ((k0) + 2 * RB < j0) /* this set's next tile flies during these FMAs */                 \
+        if ((k0) + 2 * RB <= j0) /* this set's next tile flies during these FMAs */                \
             ALLOY_CU_SUBST_FETCH(w, xs, (k0) + 2 * RB);                                            \
         if (row) {                                                                                 \
             _Pragma("unroll 8") for (int q = 0; q < RB; q++)                                       \
@@ -157,23 +159,32 @@ template <typename T, int E> __device__ void alloy_cu_trsm_subst(const alloy_cu_
         }                                                                                          \
         __syncthreads();                                                                           \
     } while (0)
-            if (j0 > 0)
-                ALLOY_CU_SUBST_FETCH(w0, x0, 0);
-            if (RB < j0)
+            /* tiles 0, 1, ... of the pipeline: j0 / RB off-diagonal ones, then the diagonal
+             * block's triangle, whose loads so fly during the last tiles' FMAs */
+            ALLOY_CU_SUBST_FETCH(w0, x0, 0);
+            if (RB <= j0)
                 ALLOY_CU_SUBST_FETCH(w1, x1, RB);
             for (int64_t k0 = 0; k0 < j0; k0 += 2 * RB) {
                 ALLOY_CU_SUBST_TILE(w0, x0, k0);
                 if (k0 + RB < j0)
                     ALLOY_CU_SUBST_TILE(w1, x1, k0 + RB);
             }
+#define ALLOY_CU_SUBST_DIAG(w)                                                                     \
+    _Pragma("unroll") for (int u = 0; u < PER; u++)                                                \
+    {                                                                                              \
+        const int x = tid + u * TH;                                                                \
+        const int r = l_cols_fast ? x / RB : x % RB, q = l_cols_fast ? x % RB : x / RB;            \
+        sL[r][q] = w[u];                                                                           \
+    }
+            /* this step's own rows: the diagonal block's triangle into shared memory... */
+            if ((j0 / RB) % 2 == 0) {
+                ALLOY_CU_SUBST_DIAG(w0)
+            } else {
+                ALLOY_CU_SUBST_DIAG(w1)
+            }
+#undef ALLOY_CU_SUBST_DIAG
 #undef ALLOY_CU_SUBST_TILE
 #undef ALLOY_CU_SUBST_FETCH
-            /* this step's own rows: the triangle of the diagonal block into shared memory... */
-            for (int x = tid; x < rb * rb; x += TH) {
-                const int r = l_cols_fast ? x / rb : x % rb, q = l_cols_fast ? x % rb : x / rb;
-                if (q < r || (q == r && !p.unit))
-                    sL[r][q] = L[(j0 + r) * p.a_rs + (j0 + q) * p.a_cs];
-            }
             /* ...solved by a warp per column: lane l holds rows l and l + 32; at step t the
              * lane holding row t divides and hands x_t to the others by a shuffle, and the
              * rows below take their FMAs from it (no block barrier a step) */
