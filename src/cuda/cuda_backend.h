@@ -161,9 +161,11 @@ alloy_status alloy__cu_trsm_lower(const alloy__cu_solve *x, alloy__cu_view l, al
 /* C = beta * C - A B with A m x k (operand ta), B k x n and C m x n (operand tb). */
 alloy_status alloy__cu_gemm_minus(const alloy__cu_solve *x, alloy__cu_view a, alloy__cu_view b,
                                   alloy__cu_view c, int64_t m, int64_t n, int64_t k, double beta);
-/* Row interchanges (the laswp kernel) of matrix a by its pivots: row k, for k in [k0, k1)
+/* Row interchanges (the laswp kernels) of matrix a by its pivots: row k, for k in [k0, k1)
  * (descending when reverse), swapped with row pivots[k] - 1 on columns [c0, c1) except
- * [skip0, skip1). batch: strides[0] are a's, strides[1] the pivots'. The LU's and the LU
+ * [skip0, skip1). batch: strides[0] are a's, strides[1] the pivots'. closed: every pivot
+ * is in k0 + 1..k1 (checked), so only rows k0..k1 - 1 move: with k0 = 0 and no skip they
+ * are composed into one permutation in shared memory when they fit. The LU's and the LU
  * solve's (launch_lu.c). */
 typedef struct alloy__cu_swaps {
     alloy__mat a;
@@ -172,6 +174,7 @@ typedef struct alloy__cu_swaps {
     uint64_t guard;
     int64_t c0, c1, skip0, skip1, k0, k1;
     int reverse;
+    int closed;
 } alloy__cu_swaps;
 alloy_status alloy__cu_laswp(alloy__cu_device *cu, CUstream s, int f64, const alloy__cu_swaps *sw,
                              char *err, size_t cap);

@@ -52,6 +52,16 @@ static int64_t chunk_for(const alloy__cu_device *cu, int64_t rows, int64_t jb, i
     return 0;
 }
 
+/* Columns a block of alloy_laswp_perm takes for n rows (its shared memory: 2 n ints and
+ * n x width elements), or 0 when not even one column fits. */
+static int perm_width(const alloy__cu_device *cu, int64_t n, int64_t es)
+{
+    for (int w = 32; w >= 1; w /= 2)
+        if (2 * n * 4 + n * w * es <= cu->lu_smem)
+            return w;
+    return 0;
+}
+
 alloy_status alloy__cu_laswp(alloy__cu_device *cu, CUstream s, int f64, const alloy__cu_swaps *sw,
                              char *err, size_t cap)
 {
@@ -74,6 +84,15 @@ alloy_status alloy__cu_laswp(alloy__cu_device *cu, CUstream s, int f64, const al
     w.k1 = sw->k1;
     w.reverse = sw->reverse;
     alloy__cu_batch(&w.batch, &sw->batch);
+    /* All of a matrix's interchanges (lu_solve's): one permutation a block, composed in
+     * shared memory, instead of a global memory round trip per eight interchanges. */
+    const int64_t es = f64 ? 8 : 4;
+    w.width = sw->closed && sw->k0 == 0 && sw->skip0 == sw->skip1 ? perm_width(cu, sw->k1, es) : 0;
+    if (w.width > 0)
+        return alloy__cu_launch(cu, s, cu->laswp_perm[f64],
+                                (uint64_t)((span + w.width - 1) / w.width),
+                                alloy__cu_grid_y(sw->batch.count), ALLOY_CU_LASWP_THREADS,
+                                (unsigned)(2 * sw->k1 * 4 + sw->k1 * w.width * es), &w, err, cap);
     const int64_t blocks = (span + ALLOY_CU_LASWP_THREADS - 1) / ALLOY_CU_LASWP_THREADS;
     return alloy__cu_launch(cu, s, cu->laswp[f64], (uint64_t)blocks,
                             alloy__cu_grid_y(sw->batch.count), ALLOY_CU_LASWP_THREADS, 0, &w, err,
@@ -85,8 +104,9 @@ static alloy_status laswp(alloy__cu_device *cu, CUstream s, const alloy__lu_fact
                           uint64_t guard, int64_t c0, int64_t c1, int64_t skip0, int64_t skip1,
                           int64_t k0, int64_t k1, char *err, size_t cap)
 {
+    /* not closed: a panel's pivots reach rows below it */
     const alloy__cu_swaps sw = {lu->a, lu->pivots, lu->batch, guard, c0, c1,
-                                skip0, skip1,      k0,        k1,    0};
+                                skip0, skip1,      k0,        k1,    0,  0};
     return alloy__cu_laswp(cu, s, f64, &sw, err, cap);
 }
 

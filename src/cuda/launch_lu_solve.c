@@ -22,51 +22,18 @@ static alloy__cu_view reversed(alloy__cu_view v, int64_t n, int64_t es, int squa
     return v;
 }
 
-/* Columns of B a block of alloy_laswp_perm takes for n rows (its shared memory: 2 n ints
- * and n x width elements), or 0 when not even one column fits. */
-static int perm_width(const alloy__cu_device *cu, int64_t n, int64_t es)
-{
-    for (int w = 32; w >= 1; w /= 2)
-        if (2 * n * 4 + n * w * es <= cu->lu_smem)
-            return w;
-    return 0;
-}
-
-/* B's rows interchanged by the pivots, all of them, forward (P B) or in reverse: composed
- * into one permutation in shared memory when n rows of a column fit, else one by one. */
+/* B's rows interchanged by the pivots, all of them, forward (P B) or in reverse. Every
+ * pivot is in 1..n (pivcheck ran first), so the interchanges are closed over B's rows. */
 static alloy_status swaps(alloy__cu_device *cu, CUstream s, const alloy__lu_solve_op *ls, int f64,
                           int reverse, uint64_t guard, char *err, size_t cap)
 {
-    alloy__cu_swaps sw = {ls->b,    ls->pivots, ls->batch, guard, 0,      ls->nrhs,
-                          ls->nrhs, ls->nrhs,   0,         ls->n, reverse};
+    alloy__cu_swaps sw = {ls->b,    ls->pivots, ls->batch, guard, 0,       ls->nrhs,
+                          ls->nrhs, ls->nrhs,   0,         ls->n, reverse, 1};
     for (int d = 0; d < ALLOY_MAX_RANK; d++) { /* the kernel's operand 0 is B, 1 the pivots */
         sw.batch.strides[0][d] = ls->batch.strides[2][d];
         sw.batch.strides[1][d] = ls->batch.strides[1][d];
     }
-    const int64_t es = f64 ? 8 : 4;
-    const int w = perm_width(cu, ls->n, es);
-    if (w == 0)
-        return alloy__cu_laswp(cu, s, f64, &sw, err, cap);
-    alloy_cu_laswp_params p;
-    memset(&p, 0, sizeof p);
-    p.a = ls->b.addr;
-    p.pivots = ls->pivots.addr;
-    p.guard = guard;
-    p.rs = ls->b.rs;
-    p.cs = ls->b.cs;
-    p.piv_stride = ls->pivots.stride;
-    p.c0 = 0;
-    p.c1 = ls->nrhs;
-    p.k0 = 0;
-    p.k1 = ls->n;
-    p.reverse = reverse;
-    p.width = w;
-    alloy__cu_batch(&p.batch, &sw.batch);
-    const int64_t blocks = (ls->nrhs + w - 1) / w;
-    const unsigned smem = (unsigned)(2 * ls->n * 4 + ls->n * w * es);
-    return alloy__cu_launch(cu, s, cu->laswp_perm[f64], (uint64_t)blocks,
-                            alloy__cu_grid_y(ls->batch.count), ALLOY_CU_LASWP_THREADS, smem, &p,
-                            err, cap);
+    return alloy__cu_laswp(cu, s, f64, &sw, err, cap);
 }
 
 alloy_status alloy__cu_launch_lu_solve(alloy__cu_device *cu, CUstream s, const alloy__op *op,

@@ -76,8 +76,8 @@ template <typename T> __device__ void alloy_cu_laswp(const alloy_cu_laswp_params
     }
 }
 
-/* All of lu_solve's interchanges (k0 = 0, k1 = n, every pivot in 1..n: pivcheck ran
- * first) on `width` columns a block, through shared memory: the pivots are composed into
+/* Closed interchanges (k0 = 0, every pivot in 1..k1, as lu_solve's after pivcheck) on
+ * `width` columns a block, through shared memory: the pivots are composed into
  * one permutation (row i of the result is row perm[i] of B) by one thread while the others
  * load the block's columns, then every thread writes rows back in place. n steps of a
  * shared-memory swap instead of n / 8 global memory round trips a column. Dynamic shared

@@ -47,6 +47,14 @@ template <typename T, int ROWS, int BK, int THREADS> struct alloy_cu_simt_loader
             v[it] = ok ? pk[it * step] : (T)0;
         }
     }
+    /* Tile kt of a k extent K: without the k checks when the tile is whole. */
+    __device__ __forceinline__ void fetch_tile(T *v, int64_t kt, int64_t K)
+    {
+        if ((kt + 1) * BK <= K)
+            fetch<true>(v, kt, 0);
+        else
+            fetch<false>(v, kt, K - kt * BK);
+    }
 };
 
 template <typename T, int ROWS, int BK, int THREADS, int LD>
@@ -128,13 +136,8 @@ __device__ __forceinline__ void alloy_cu_mm_simt(const alloy_cu_matmul_params &p
         lb.init(B, n0, N, p.b_cs, p.b_rs, p.b_k_fast);
         const int64_t ktiles = (K + BK - 1) / BK, kfull = K / BK;
         if (ktiles > 0) {
-            if (kfull > 0) {
-                la.template fetch<true>(ra, 0, K);
-                lb.template fetch<true>(rb, 0, K);
-            } else {
-                la.template fetch<false>(ra, 0, K);
-                lb.template fetch<false>(rb, 0, K);
-            }
+            la.fetch_tile(ra, 0, K);
+            lb.fetch_tile(rb, 0, K);
             alloy_cu_simt_store<T, BM, BK, THREADS, LDA>(As(0), ra, p.a_k_fast);
             alloy_cu_simt_store<T, BN, BK, THREADS, LDB>(Bs(0), rb, p.b_k_fast);
         }
@@ -157,13 +160,8 @@ __device__ __forceinline__ void alloy_cu_mm_simt(const alloy_cu_matmul_params &p
             const int buf = (int)(kt & 1);
             const bool more = kt + 1 < ktiles;
             if (more) { /* the next tile's loads fly while this one is multiplied */
-                if (kt + 1 < kfull) {
-                    la.template fetch<true>(ra, kt + 1, 0);
-                    lb.template fetch<true>(rb, kt + 1, 0);
-                } else {
-                    la.template fetch<false>(ra, kt + 1, K - (kt + 1) * BK);
-                    lb.template fetch<false>(rb, kt + 1, K - (kt + 1) * BK);
-                }
+                la.fetch_tile(ra, kt + 1, K);
+                lb.fetch_tile(rb, kt + 1, K);
             }
             if (kt < kfull) { /* every step of the tile: no checks between them */
 #pragma unroll
@@ -253,8 +251,8 @@ __device__ __forceinline__ void alloy_cu_mm_tf32(const alloy_cu_matmul_params &p
         lb.init(B, n0, N, p.b_cs, p.b_rs, p.b_k_fast);
         const int64_t ktiles = (K + BK - 1) / BK;
         if (ktiles > 0) {
-            la.template fetch<false>(ra, 0, K);
-            lb.template fetch<false>(rb, 0, K);
+            la.fetch_tile(ra, 0, K);
+            lb.fetch_tile(rb, 0, K);
             alloy_cu_simt_store<float, BM, BK, THREADS, LDA>(As(0), ra, p.a_k_fast);
             alloy_cu_simt_store<float, BN, BK, THREADS, LDB>(Bs(0), rb, p.b_k_fast);
         }
@@ -263,8 +261,8 @@ __device__ __forceinline__ void alloy_cu_mm_tf32(const alloy_cu_matmul_params &p
             const int buf = (int)(kt & 1);
             const bool more = kt + 1 < ktiles;
             if (more) {
-                la.template fetch<false>(ra, kt + 1, K - (kt + 1) * BK);
-                lb.template fetch<false>(rb, kt + 1, K - (kt + 1) * BK);
+                la.fetch_tile(ra, kt + 1, K);
+                lb.fetch_tile(rb, kt + 1, K);
             }
             const float *tA = As(buf), *tB = Bs(buf);
 #pragma unroll

@@ -136,14 +136,16 @@ template <typename T, int E> __device__ void alloy_cu_trsm_subst(const alloy_cu_
             xs[u] = !dg && c0 + cc < p.ncols ? B[((k0) + q) * p.b_rs + (c0 + cc) * p.b_cs] : (T)0; \
         }                                                                                          \
     } while (0)
+#define ALLOY_CU_SUBST_STORE_L(w)                                                                  \
+    _Pragma("unroll") for (int u = 0; u < PER; u++)                                                \
+    {                                                                                              \
+        const int x = tid + u * TH;                                                                \
+        const int r = l_cols_fast ? x / RB : x % RB, q = l_cols_fast ? x % RB : x / RB;            \
+        sL[r][q] = w[u];                                                                           \
+    }
 #define ALLOY_CU_SUBST_TILE(w, xs, k0)                                                             \
     do {                                                                                           \
-        _Pragma("unroll") for (int u = 0; u < PER; u++)                                            \
-        {                                                                                          \
-            const int x = tid + u * TH;                                                            \
-            const int r = l_cols_fast ? x / RB : x % RB, q = l_cols_fast ? x % RB : x / RB;        \
-            sL[r][q] = w[u];                                                                       \
-        }                                                                                          \
+        ALLOY_CU_SUBST_STORE_L(w)                                                                  \
         _Pragma("unroll") for (int u = 0; u < E; u++)                                              \
             sX[(tid + u * TH) / CB][(tid + u * TH) % CB] = xs[u];                                  \
         __syncthreads();                                                                           \
@@ -169,21 +171,14 @@ template <typename T, int E> __device__ void alloy_cu_trsm_subst(const alloy_cu_
                 if (k0 + RB < j0)
                     ALLOY_CU_SUBST_TILE(w1, x1, k0 + RB);
             }
-#define ALLOY_CU_SUBST_DIAG(w)                                                                     \
-    _Pragma("unroll") for (int u = 0; u < PER; u++)                                                \
-    {                                                                                              \
-        const int x = tid + u * TH;                                                                \
-        const int r = l_cols_fast ? x / RB : x % RB, q = l_cols_fast ? x % RB : x / RB;            \
-        sL[r][q] = w[u];                                                                           \
-    }
             /* this step's own rows: the diagonal block's triangle into shared memory... */
             if ((j0 / RB) % 2 == 0) {
-                ALLOY_CU_SUBST_DIAG(w0)
+                ALLOY_CU_SUBST_STORE_L(w0)
             } else {
-                ALLOY_CU_SUBST_DIAG(w1)
+                ALLOY_CU_SUBST_STORE_L(w1)
             }
-#undef ALLOY_CU_SUBST_DIAG
 #undef ALLOY_CU_SUBST_TILE
+#undef ALLOY_CU_SUBST_STORE_L
 #undef ALLOY_CU_SUBST_FETCH
             /* ...solved by a warp per column: lane l holds rows l and l + 32; at step t the
              * lane holding row t divides and hands x_t to the others by a shuffle, and the
