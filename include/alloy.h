@@ -124,7 +124,9 @@ typedef struct alloy_device_desc {
     /* CPU: worker threads, 0 = one per usable core. Under load, application threads
      * that wait run their own work and the workers stand back: 16 threads on 16 cores,
      * each waiting on its own 64x1024x1024 f32 products, did within 10% as many with 16
-     * workers as with 1 (docs/perf-notes.md). Results are the same bits for any count. */
+     * workers as with 1 (docs/perf-notes.md). An op is cut for no more threads than its
+     * work is worth (about 2^21 multiply-adds a thread), so small ones run on one thread
+     * however many workers there are. Results are the same bits for any count. */
     int cpu_workers;
     const alloy_allocator *allocator; /* NULL: the system's; copied at open */
     alloy_cpu_kernel cpu_kernel;      /* CPU: which microkernels, AUTO by default */

@@ -573,10 +573,117 @@ TEST(kernels_bitwise_solvers)
 
 TEST(kernels_bitwise_layer_norm) { kernels_bitwise(1 << K_NORM, test_seed(0x4e42), 100); }
 
+/* Solves wide enough to be cut into column blocks of different widths for 1, 2 and 3
+ * workers (alloy__col_blocks_plan: a 128 x 128 triangle with 1024 right-hand sides is
+ * solved in blocks of 512, 256 and 128 columns; lu_solve with n 128 and 1000 of them, in
+ * blocks of 512, 256 and 128): the same bits on every device, and a small residual, so
+ * the comparison is of solutions. */
+static void wide_solve(alloy_device *dev, int lu, int64_t n, int64_t nrhs, const void *a,
+                       const void *b, void *x)
+{
+    const alloy_dtype dt = lu ? ALLOY_F64 : ALLOY_F32;
+    const size_t es = lu ? 8 : 4;
+    alloy_queue *q = test_queue(dev);
+    alloy_buffer *ba, *bx, *bp, *bi;
+    ASSERT_OK(alloy_buffer_create(dev, (size_t)(n * n) * es, ALLOY_MEMORY_HOST, &ba));
+    ASSERT_OK(alloy_buffer_create(dev, (size_t)(n * nrhs) * es, ALLOY_MEMORY_HOST, &bx));
+    ASSERT_OK(alloy_buffer_create(dev, (size_t)n * 4, ALLOY_MEMORY_HOST, &bp));
+    ASSERT_OK(alloy_buffer_create(dev, 4, ALLOY_MEMORY_HOST, &bi));
+    memcpy(alloy_buffer_contents(ba), a, (size_t)(n * n) * es);
+    memcpy(alloy_buffer_contents(bx), b, (size_t)(n * nrhs) * es);
+    const int64_t ash[2] = {n, n}, xsh[2] = {n, nrhs}, psh[1] = {n};
+    alloy_array aa = alloy_array_contiguous(ba, 0, dt, 2, ash);
+    alloy_array xa = alloy_array_contiguous(bx, 0, dt, 2, xsh);
+    alloy_array pa = alloy_array_contiguous(bp, 0, ALLOY_I32, 1, psh);
+    alloy_array ia = alloy_array_contiguous(bi, 0, ALLOY_I32, 0, psh);
+    alloy_cmdbuf *cb;
+    ASSERT_OK(alloy_cmdbuf_create(q, &cb));
+    if (lu) {
+        alloy_lu_solve_desc d = alloy_lu_solve_desc_default();
+        ASSERT_OK(alloy_encode_lu_factor(cb, &aa, &pa, &ia));
+        ASSERT_OK(alloy_encode_lu_solve(cb, &d, &aa, &pa, &xa));
+    } else {
+        alloy_triangular_desc d = alloy_triangular_desc_default();
+        d.uplo = ALLOY_LOWER;
+        ASSERT_OK(alloy_encode_triangular_solve(cb, &d, &aa, &xa));
+    }
+    ASSERT_OK(alloy_cmdbuf_commit(cb));
+    ASSERT_OK(alloy_cmdbuf_wait(cb));
+    ASSERT_OK(alloy_cmdbuf_destroy(cb));
+    memcpy(x, alloy_buffer_contents(bx), (size_t)(n * nrhs) * es);
+    ASSERT_OK(alloy_buffer_destroy(ba));
+    ASSERT_OK(alloy_buffer_destroy(bx));
+    ASSERT_OK(alloy_buffer_destroy(bp));
+    ASSERT_OK(alloy_buffer_destroy(bi));
+    ASSERT_OK(alloy_queue_destroy(q));
+}
+
+TEST(column_blocks_bitwise)
+{
+    test_rng r = {test_seed(0xc01b)};
+    for (int lu = 0; lu < 2; lu++) {
+        const int64_t n = 128, nrhs = lu ? 1000 : 1024;
+        const size_t es = lu ? 8 : 4, nb = (size_t)(n * nrhs);
+        double *ad = test_malloc(sizeof(double) * (size_t)(n * n));
+        double *bd = test_malloc(sizeof(double) * nb);
+        void *a = test_malloc(es * (size_t)(n * n)), *b = test_malloc(es * nb);
+        void *x[3] = {test_malloc(es * nb), test_malloc(es * nb), test_malloc(es * nb)};
+        for (int64_t i = 0; i < n * n; i++) /* diagonally dominant: well conditioned */
+            ad[i] = rng_range(&r, 0, 2000) / 1000.0 - 1.0 + (i / n == i % n ? 2.0 * n : 0.0);
+        for (size_t i = 0; i < nb; i++)
+            bd[i] = rng_range(&r, 0, 2000) / 1000.0 - 1.0;
+        for (int64_t i = 0; i < n * n; i++)
+            lu ? (void)(((double *)a)[i] = ad[i]) : (void)(((float *)a)[i] = (float)ad[i]);
+        for (size_t i = 0; i < nb; i++)
+            lu ? (void)(((double *)b)[i] = bd[i]) : (void)(((float *)b)[i] = (float)bd[i]);
+        for (int w = 1; w <= 3; w++) {
+            alloy_device *dev = open_device(w, test_kernel_from_env(), NULL);
+            wide_solve(dev, lu, n, nrhs, a, b, x[w - 1]);
+            ASSERT_OK(alloy_device_close(dev));
+        }
+        ASSERT(memcmp(x[0], x[1], es * nb) == 0);
+        ASSERT(memcmp(x[0], x[2], es * nb) == 0);
+        /* residual of the 1-worker solution, in float64: |op(A) X - B| / (|A| |X| n eps) */
+        double worst = 0, anorm = 0, xnorm = 0;
+        for (int64_t i = 0; i < n * n; i++)
+            anorm = fabs(ad[i]) > anorm ? fabs(ad[i]) : anorm;
+        for (size_t i = 0; i < nb; i++) {
+            double v = lu ? ((double *)x[0])[i] : ((float *)x[0])[i];
+            xnorm = fabs(v) > xnorm ? fabs(v) : xnorm;
+        }
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t j = 0; j < nrhs; j++) {
+                double s = -bd[i * nrhs + j];
+                for (int64_t k = 0; k < n; k++) {
+                    if (!lu && k > i)
+                        break; /* the lower triangle only */
+                    const double xv =
+                        lu ? ((double *)x[0])[k * nrhs + j] : ((float *)x[0])[k * nrhs + j];
+                    s += (lu ? ad[i * n + k] : (double)(float)ad[i * n + k]) * xv;
+                }
+                worst = fabs(s) > worst ? fabs(s) : worst;
+            }
+        const double eps = lu ? 0x1p-52 : 0x1p-23;
+        const double resid = worst / (anorm * xnorm * (double)n * eps);
+        fprintf(stderr,
+                "  %s %lldx%lld, %lld right-hand sides: 1, 2, 3 workers equal; residual %.3g\n",
+                lu ? "lu_solve f64" : "triangular_solve f32", (long long)n, (long long)n,
+                (long long)nrhs, resid);
+        ASSERT(resid <= 10.0);
+        for (int i = 0; i < 3; i++)
+            free(x[i]);
+        free(ad);
+        free(bd);
+        free(a);
+        free(b);
+    }
+}
+
 TEST_LIST{
     TEST_ENTRY(eight_threads_bitwise),
     TEST_ENTRY(kernels_bitwise_solvers),
     TEST_ENTRY(kernels_bitwise_layer_norm),
+    TEST_ENTRY(column_blocks_bitwise),
 };
 
 int main(int argc, char **argv) { return run_tests(argc, argv); }

@@ -138,6 +138,19 @@ static inline int64_t alloy__cpu_tiles_wanted(int workers, int64_t count, int64_
     want = want > cap ? cap : want;
     return count >= want || count == 0 ? 1 : want / count;
 }
+/* The fewest multiply-adds worth a thread of its own. A thread that joins an op costs
+ * microseconds (the hand-off, and its own reads of the operands), and on a machine whose
+ * cores are all workers it also turns the waiting thread's help into one thread too many:
+ * at 2 workers on 2 cores a 2-way split of a 128^3 f32 product (2^21 multiply-adds) was
+ * 20-60% slower than one thread, of 192^3 (3.4 x 2^21) 19% faster (docs/perf-notes.md). */
+#define ALLOY__CPU_THREAD_FMAS (INT64_C(1) << 21)
+/* The workers worth cutting an op of `fmas` multiply-adds for: at most `workers`, at
+ * least one (how an op is cut changes no bits). */
+static inline int alloy__cpu_workers_for(int workers, double fmas)
+{
+    const double t = fmas / (double)ALLOY__CPU_THREAD_FMAS;
+    return t >= (double)workers ? workers : t < 1 ? 1 : (int)t;
+}
 /* Items per task so that there are at most ALLOY__CPU_MAX_TASKS tasks and at least
  * `min_per` items in each. */
 int64_t alloy__cpu_items_per_task(int64_t count, int64_t min_per);

@@ -39,7 +39,9 @@ static alloy_status lu_solve_begin(alloy__cpu_device *cd, alloy__cpu_queue *cq, 
     const alloy__lu_solve_op *ls = &op->u.lu_solve;
     lu_solve_exec *e = (lu_solve_exec *)op->exec;
     alloy__workmat_plan(&e->x, &ls->b, &ls->batch, 2, ls->n, ls->nrhs, 1.0);
-    e->cols = alloy__col_blocks_plan(ls->nrhs, ls->batch.count, cq->workers);
+    /* two triangular solves: n^2 multiply-adds a column */
+    e->cols = alloy__col_blocks_plan(ls->nrhs, ls->batch.count, cq->workers,
+                                     (double)ls->n * (double)ls->n);
     int64_t per = ls->n > 0 ? VALIDATE_ENTRIES * 64 / ls->n : VALIDATE_ENTRIES;
     e->validate_per = alloy__cpu_items_per_task(ls->batch.count, per > 0 ? per : 1);
     e->validate_tasks = alloy__cpu_tasks(ls->batch.count, e->validate_per);

@@ -51,12 +51,16 @@ typedef struct matmul_exec {
 
 static int is_f64(const alloy__matmul_op *mm) { return mm->c.dtype == ALLOY_F64; }
 
-/* The tiling fitted to `workers` (a skinny product keeps its column strips), and the
+/* The tiling fitted to `workers`, or to fewer when the product is too small to be worth
+ * them (alloy__cpu_workers_for; a skinny product keeps its column strips), and the
  * tasks over it. Done at encode time for the whole device, and again when the op starts
  * for the workers it can expect then (a tiling changes no bits). */
 static void fit(const alloy__cpu_device *cd, const alloy__matmul_op *mm, matmul_exec *x,
                 int workers)
 {
+    workers = alloy__cpu_workers_for(workers, (double)mm->m * (double)mm->n *
+                                                  (double)(mm->k > 0 ? mm->k : 1) *
+                                                  (double)mm->batch.count);
     if (!x->skinny) {
         x->tiling = alloy__gemm_plan(cd->kernels, is_f64(mm), mm->m, mm->n,
                                      alloy__cpu_tiles_wanted(workers, mm->batch.count, WANT_TILES));

@@ -62,7 +62,7 @@ static alloy_status trsm_begin(alloy__cpu_device *cd, alloy__cpu_queue *cq, allo
     int64_t m, n;
     canonical(t, &x, &e->a, &e->lower, &m, &n);
     alloy__workmat_plan(&e->x, &x, &t->batch, 1, m, n, t->alpha);
-    e->cols = alloy__col_blocks_plan(n, t->batch.count, cq->workers);
+    e->cols = alloy__col_blocks_plan(n, t->batch.count, cq->workers, 0.5 * (double)m * (double)m);
     e->stage = STAGE_START;
     return alloy__workmat_begin(cd, cq, &e->x, err, cap);
 }
