@@ -7,7 +7,7 @@
  * OpenBLAS is limited to one thread here. Cases: sgemm n = 256, 1024, 2048, dgetrf and
  * sgetrf n = 1024, 2048 (LAPACKE), strsm (left, lower) 1024 x 256 and 2048 x 2048; with
  * `shapes`, skinny and small sgemm shapes instead; with `scaling`, alloy alone: one worker
- * against all of them on sgemm 256, 1024, 2048 (the ratio is the speedup). Results are
+ * against all of them on sgemm 64, 128, 256, 1024, 2048 (the ratio is the speedup). Results are
  * checked once against OpenBLAS's (scaling: the two devices' bits against each other). */
 #include "alloy.h"
 
@@ -405,9 +405,9 @@ int main(int argc, char **argv)
                alloy_device_name(c.dev), alloy_device_name(all.dev), pairs);
         printf("%-20s %12s %12s %10s %18s\n", "case", "all GF/s", "one GF/s", "speedup",
                "speedup min..max");
-        const int sizes[3] = {256, 1024, 2048};
+        const int sizes[5] = {64, 128, 256, 1024, 2048};
         int bad = 0;
-        for (int si = 0; si < 3; si++)
+        for (int si = 0; si < 5; si++)
             bad |= scaling_case(&c, &all, sizes[si], pairs);
         close_ctx(&all);
         close_ctx(&c);
