@@ -25,9 +25,12 @@ static inline alloy__col_blocks alloy__col_blocks_plan(int64_t n, int64_t entrie
     const int64_t want = 2 * (int64_t)workers;
     alloy__col_blocks c;
     c.width = n < 512 ? (n > 0 ? n : 1) : 512;
-    while (workers > 1 && c.width > 32 && entries * ((n + c.width - 1) / c.width) < want &&
-           2 * col_fmas * (double)((c.width + 1) / 2) >= (double)ALLOY__CPU_THREAD_FMAS)
-        c.width = (c.width + 1) / 2;
+    while (workers > 1 && c.width > 32 && entries * ((n + c.width - 1) / c.width) < want) {
+        const int64_t half = (c.width + 1) / 2;
+        if (2 * col_fmas * (double)half < (double)ALLOY__CPU_THREAD_FMAS)
+            break;
+        c.width = half;
+    }
     c.per_entry = n > 0 ? (n + c.width - 1) / c.width : 0;
     return c;
 }
