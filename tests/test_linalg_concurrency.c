@@ -618,6 +618,19 @@ static void wide_solve(alloy_device *dev, int lu, int64_t n, int64_t nrhs, const
     ASSERT_OK(alloy_queue_destroy(q));
 }
 
+/* element i of an f64 (f64 set) or f32 array, as a double */
+static void put(void *p, int f64, size_t i, double v)
+{
+    if (f64)
+        ((double *)p)[i] = v;
+    else
+        ((float *)p)[i] = (float)v;
+}
+static double get(const void *p, int f64, size_t i)
+{
+    return f64 ? ((const double *)p)[i] : (double)((const float *)p)[i];
+}
+
 TEST(column_blocks_bitwise)
 {
     test_rng r = {test_seed(0xc01b)};
@@ -633,9 +646,9 @@ TEST(column_blocks_bitwise)
         for (size_t i = 0; i < nb; i++)
             bd[i] = rng_range(&r, 0, 2000) / 1000.0 - 1.0;
         for (int64_t i = 0; i < n * n; i++)
-            lu ? (void)(((double *)a)[i] = ad[i]) : (void)(((float *)a)[i] = (float)ad[i]);
+            put(a, lu, (size_t)i, ad[i]);
         for (size_t i = 0; i < nb; i++)
-            lu ? (void)(((double *)b)[i] = bd[i]) : (void)(((float *)b)[i] = (float)bd[i]);
+            put(b, lu, i, bd[i]);
         for (int w = 1; w <= 3; w++) {
             alloy_device *dev = open_device(w, test_kernel_from_env(), NULL);
             wide_solve(dev, lu, n, nrhs, a, b, x[w - 1]);
@@ -648,7 +661,7 @@ TEST(column_blocks_bitwise)
         for (int64_t i = 0; i < n * n; i++)
             anorm = fabs(ad[i]) > anorm ? fabs(ad[i]) : anorm;
         for (size_t i = 0; i < nb; i++) {
-            double v = lu ? ((double *)x[0])[i] : ((float *)x[0])[i];
+            const double v = get(x[0], lu, i);
             xnorm = fabs(v) > xnorm ? fabs(v) : xnorm;
         }
         for (int64_t i = 0; i < n; i++)
@@ -657,9 +670,7 @@ TEST(column_blocks_bitwise)
                 for (int64_t k = 0; k < n; k++) {
                     if (!lu && k > i)
                         break; /* the lower triangle only */
-                    const double xv =
-                        lu ? ((double *)x[0])[k * nrhs + j] : ((float *)x[0])[k * nrhs + j];
-                    s += (lu ? ad[i * n + k] : (double)(float)ad[i * n + k]) * xv;
+                    s += get(a, lu, (size_t)(i * n + k)) * get(x[0], lu, (size_t)(k * nrhs + j));
                 }
                 worst = fabs(s) > worst ? fabs(s) : worst;
             }
