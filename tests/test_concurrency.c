@@ -537,12 +537,67 @@ TEST(unwaited_job_beside_another_runs)
     }
 }
 
+/* A job that starts alone and that no thread waits on (only polled) runs, whether the
+ * workers are asleep when it is committed (one of them must be woken) or one is still
+ * polling after the previous job. */
+TEST(unwaited_job_alone_runs)
+{
+    for (int workers = 1; workers <= 3; workers += 2) {
+        alloy_device *dev = test_cpu_device(workers);
+        alloy_queue *q = test_queue(dev);
+        enum { SMALL = 8 };
+        alloy_buffer *bb = test_buffer(dev, SMALL * SMALL * 4);
+        alloy_buffer *cbuf = test_buffer(dev, SMALL * SMALL * 4);
+        float *pb = alloy_buffer_contents(bb);
+        for (int i = 0; i < SMALL * SMALL; i++)
+            pb[i] = (float)(i % 7) - 3.0f;
+        int64_t small[2] = {SMALL, SMALL};
+        alloy_array vb = alloy_array_contiguous(bb, 0, ALLOY_F32, 2, small);
+        alloy_array vc = alloy_array_contiguous(cbuf, 0, ALLOY_F32, 2, small);
+        alloy_array vbt = alloy_array_swap_dims(vb, 0, 1); /* C = B B^T */
+        alloy_matmul_desc d = alloy_matmul_desc_default();
+        for (int round = 0; round < 6; round++) {
+            if (round % 2 == 0) {
+                struct timespec pause = {0, 5000000}; /* 5 ms: idle workers are asleep */
+                nanosleep(&pause, NULL);
+            }
+            memset(alloy_buffer_contents(cbuf), 0xff, SMALL * SMALL * 4);
+            alloy_cmdbuf *b = test_cmdbuf(q);
+            ASSERT_OK(alloy_encode_matmul(b, &d, &vb, &vbt, NULL, &vc));
+            ASSERT_OK(alloy_cmdbuf_commit(b));
+            int done = 0;
+            for (int polls = 0; !done && polls < 20000; polls++) { /* 2 s at most */
+                ASSERT_OK(alloy_cmdbuf_poll(b, &done));
+                if (!done) {
+                    struct timespec us = {0, 100000};
+                    nanosleep(&us, NULL);
+                }
+            }
+            ASSERT_EQ(done, 1);
+            const float *c = alloy_buffer_contents(cbuf);
+            for (int i = 0; i < SMALL; i++)
+                for (int j = 0; j < SMALL; j++) {
+                    float want = 0.0f;
+                    for (int k = 0; k < SMALL; k++)
+                        want += pb[i * SMALL + k] * pb[j * SMALL + k];
+                    ASSERT(c[i * SMALL + j] == want); /* small integers: exact */
+                }
+            ASSERT_OK(alloy_cmdbuf_destroy(b));
+        }
+        ASSERT_OK(alloy_buffer_destroy(bb));
+        ASSERT_OK(alloy_buffer_destroy(cbuf));
+        ASSERT_OK(alloy_queue_destroy(q));
+        ASSERT_OK(alloy_device_close(dev));
+    }
+}
+
 TEST_LIST{
     TEST_ENTRY(eight_threads_bitwise),
     TEST_ENTRY(shared_queue_bitwise),
     TEST_ENTRY(cmdbuf_moves_between_threads),
     TEST_ENTRY(queue_runs_in_commit_order),
     TEST_ENTRY(unwaited_job_beside_another_runs),
+    TEST_ENTRY(unwaited_job_alone_runs),
 };
 
 int main(int argc, char **argv) { return run_tests(argc, argv); }

@@ -74,6 +74,7 @@ static alloy_status cpu_device_open(alloy_device *dev, const alloy_device_desc *
     size_t s32 = alloy__gemm_scratch(k, 0), s64 = alloy__gemm_scratch(k, 1);
     cd->scratch_size = s32 > s64 ? s32 : s64;
     atomic_init(&cd->epoch, 0);
+    atomic_init(&cd->epoch_many, 0);
     if (pthread_mutex_init(&cd->lock, NULL) != 0) {
         alloy__free(dev, cd, sizeof *cd);
         return alloy__fail(ALLOY_ERR_OUT_OF_MEMORY, "alloy_device_open: cannot create a mutex");

@@ -30,12 +30,14 @@ struct alloy__cpu_device {
     alloy__cpu_worker *workers;
     int threads_started;
 
-    pthread_mutex_t lock; /* guards the ready list, sleepers and shutdown */
+    pthread_mutex_t lock; /* guards the ready list, sleepers, lead_polling and shutdown */
     pthread_cond_t cond;
     int sleepers;
+    int lead_polling; /* a worker polls `epoch` (at most one: see worker_main) */
     int shutdown;
     alloy__cpu_job *ready_head, *ready_tail; /* jobs that may have tasks to claim */
     _Atomic uint64_t epoch;                  /* bumped whenever new tasks appear */
+    _Atomic uint64_t epoch_many;             /* bumped when a phase of several tasks appears */
     int jobs;                                /* started and not complete (the ready list) */
 };
 

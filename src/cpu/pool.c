@@ -88,10 +88,12 @@ static void ready_remove(alloy__cpu_device *cd, alloy__cpu_job *j)
     j->in_ready = 0;
 }
 
-/* Wakes sleeping workers when new tasks appear. */
+/* Wakes sleeping workers, and calls the polling ones, when a phase of several tasks
+ * appears. */
 static void wake_workers(alloy__cpu_device *cd, uint32_t ntasks)
 {
     atomic_fetch_add_explicit(&cd->epoch, 1, memory_order_release);
+    atomic_fetch_add_explicit(&cd->epoch_many, 1, memory_order_release);
     pthread_mutex_lock(&cd->lock);
     if (cd->sleepers) {
         if (ntasks > 1)
@@ -232,10 +234,11 @@ static void job_advance(alloy__cpu_job *j, uint64_t s)
     }
 }
 
-/* Runs tasks of j until none is left to claim and no new phase appears for a while. */
-static void job_run(alloy__cpu_job *j, const alloy__cpu_exec *x)
+/* Runs tasks of j until none is left to claim and no new phase appears for a while.
+ * Returns how many tasks this thread ran. */
+static int job_run(alloy__cpu_job *j, const alloy__cpu_exec *x)
 {
-    int idle = 0;
+    int idle = 0, ran = 0;
     for (;;) {
         uint64_t s = atomic_load_explicit(&j->claim, memory_order_acquire);
         uint32_t nt = claim_ntasks(s), next = claim_next(s);
@@ -244,6 +247,7 @@ static void job_run(alloy__cpu_job *j, const alloy__cpu_exec *x)
                                                        memory_order_relaxed))
                 continue;
             idle = 0;
+            ran++;
             if (!j->starting) {
                 alloy__op *op = &j->cb->ops[j->op_index];
                 const alloy__cpu_op_impl *impl = alloy__cpu_op(op->kind);
@@ -258,8 +262,23 @@ static void job_run(alloy__cpu_job *j, const alloy__cpu_exec *x)
             continue;
         }
         if (atomic_load_explicit(&j->gate, memory_order_acquire) & FINISHED_BIT)
-            return;
+            return ran;
         if (++idle > SPIN_ROUNDS)
+            return ran;
+        cpu_relax();
+    }
+}
+
+/* Once j has finished, waits (briefly) until the calling thread is the last inside it, so
+ * that its own job_leave completes the job. Workers see the finish within a few hundred
+ * cycles and leave; if the waiting thread left first it would sleep in wait and be woken
+ * by the worker's completion, a futex round trip. A worker that was preempted inside is
+ * not waited for: it completes the job when it runs again. */
+static void job_await_last(alloy__cpu_job *j)
+{
+    for (int i = 0; i < SPIN_ROUNDS; i++) {
+        uint32_t g = atomic_load_explicit(&j->gate, memory_order_acquire);
+        if (!(g & FINISHED_BIT) || g == (FINISHED_BIT | 1u))
             return;
         cpu_relax();
     }
@@ -307,7 +326,10 @@ void alloy__cpu_job_start(alloy__cpu_job *j)
     ready_push(cd, j);
     if (cd->jobs == 1) {
         atomic_fetch_add_explicit(&cd->epoch, 1, memory_order_release);
-        if (cd->sleepers)
+        /* A worker that is awake finds it (the lead polls `epoch`; one running or
+         * following looks at the ready list before it sleeps): a futex wake here would
+         * cost every commit a system call. */
+        if (cd->sleepers == cd->nworkers)
             pthread_cond_signal(&cd->cond);
     }
     pthread_mutex_unlock(&cd->lock);
@@ -347,6 +369,7 @@ int alloy__cpu_job_help(alloy_queue *q, alloy__cpu_job *j)
     alloy__fp_enter_default(&saved);
     alloy__cpu_exec x = {cd, scratch};
     job_run(j, &x);
+    job_await_last(j);
     alloy__fp_restore(&saved);
     if (scratch)
         atomic_store(&cq->scratch_busy, 0);
@@ -389,7 +412,7 @@ static void *worker_main(void *p)
     alloy__cpu_device *cd = w->cd;
     fesetenv(FE_DFL_ENV);
     alloy__cpu_exec x = {cd, w->scratch};
-    int was_full = 0;
+    int was_full = 0, ran = 0;
     pthread_mutex_lock(&cd->lock);
     for (;;) {
         if (cd->shutdown)
@@ -399,26 +422,39 @@ static void *worker_main(void *p)
         if (j) {
             was_full = 0;
             pthread_mutex_unlock(&cd->lock);
-            job_run(j, &x);
+            ran = job_run(j, &x);
             job_leave(j);
             pthread_mutex_lock(&cd->lock);
             continue;
         }
-        /* Nothing to do: poll briefly (cheap wake-up for bursts), then sleep. A job that
-         * is full (an application thread in wait runs it) is polled past once, for the
-         * job its thread commits next: sleeping there cost a 128^3 sgemm a fifth of its
-         * time in wake-ups. Full twice in a row, the thread sleeps rather than take a
-         * core from those running it. */
+        /* Nothing to do: poll briefly (cheap wake-up for bursts), then sleep. One worker,
+         * the lead, polls for any new tasks. The others poll only after they ran tasks in
+         * their last job, and only for phases of several tasks: when every idle worker
+         * answered every announcement, a one-task op (a 1x1x1 product: 14-16 us against
+         * 1.0 on a one-worker device, 16 cores) paid for fifteen threads taking the
+         * device lock beside the thread that ran it, and that thread slept on the lock.
+         * A job that is full (an application thread in wait runs it) is polled past
+         * once, for the job its thread commits next: sleeping there cost a 128^3 sgemm a
+         * fifth of its time in wake-ups. Full twice in a row, the thread sleeps rather
+         * than take a core from those running it. */
         const int poll = !full || !was_full;
+        const int lead = poll && !cd->lead_polling;
+        const int follow = poll && !lead && ran > 0;
+        _Atomic uint64_t *watch = lead ? &cd->epoch : &cd->epoch_many;
+        cd->lead_polling |= lead;
         was_full = full;
+        ran = 0;
         uint64_t e = atomic_load_explicit(&cd->epoch, memory_order_acquire);
+        uint64_t ew = atomic_load_explicit(watch, memory_order_acquire);
         pthread_mutex_unlock(&cd->lock);
         int changed = 0;
-        for (int i = 0; i < SPIN_ROUNDS && !changed && poll; i++) {
+        for (int i = 0; i < SPIN_ROUNDS && !changed && (lead || follow); i++) {
             cpu_relax();
-            changed = atomic_load_explicit(&cd->epoch, memory_order_acquire) != e;
+            changed = atomic_load_explicit(watch, memory_order_acquire) != ew;
         }
         pthread_mutex_lock(&cd->lock);
+        if (lead)
+            cd->lead_polling = 0;
         if (changed || cd->shutdown || atomic_load_explicit(&cd->epoch, memory_order_acquire) != e)
             continue;
         cd->sleepers++;
