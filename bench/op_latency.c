@@ -5,9 +5,10 @@
  *   op_latency [rounds] [workers]   (default 15 rounds; workers 0: every core)
  * Each round runs 200 ops (fewer for the larger cases) on each device, alternating which
  * goes first, and keeps each side's median; the table gives the median of those medians,
- * their ratio many / one (1: no cost) and, on Linux, the application thread's voluntary
- * context switches per op (each is a sleep in wait and a wake-up). The two devices' results
- * are compared bit for bit. */
+ * their ratio many / one (1: no cost), the mean over every op of the run (where the rare
+ * slow ones show) and, on Linux, the application thread's voluntary context switches per
+ * op (each is a sleep in wait and a wake-up). The two devices' results are compared bit
+ * for bit. */
 #include "alloy.h"
 
 #include <stdio.h>
@@ -63,6 +64,7 @@ typedef struct side {
     alloy_buffer *ba, *bb, *bc;
     alloy_array a, b, c;
     double *t;
+    double sum; /* of every op's time, for the mean */
     long nvcsw;
 } side;
 
@@ -134,6 +136,7 @@ static double side_run(side *sd, const op_case *oc)
         check(alloy_cmdbuf_commit(cb), "commit");
         check(alloy_cmdbuf_wait(cb), "wait");
         sd->t[r] = now() - t0;
+        sd->sum += sd->t[r];
         check(alloy_cmdbuf_destroy(cb), "destroy");
     }
     sd->nvcsw += sleeps() - v0;
@@ -172,8 +175,8 @@ int main(int argc, char **argv)
     open_side(&many, workers);
     const int nworkers = alloy_device_workers(many.dev);
     printf("one op a command buffer, commit to end of wait; medians of %d rounds\n", rounds);
-    printf("%-30s %10s %12s %8s %14s %14s\n", "case", "1 worker", "many", "ratio", "sleeps/op (1)",
-           "sleeps/op (n)");
+    printf("%-30s %11s %11s %7s %11s %11s %8s %8s\n", "case", "1 worker", "many", "ratio",
+           "mean (1)", "mean (n)", "sleeps/op", "(n)");
     int bad = 0;
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
         const op_case *oc = &cases[ci];
@@ -184,6 +187,7 @@ int main(int argc, char **argv)
             s[i]->t = malloc(sizeof(double) * (size_t)oc->reps);
             med[i] = malloc(sizeof(double) * (size_t)rounds);
             s[i]->nvcsw = 0;
+            s[i]->sum = 0;
             if (!s[i]->t || !med[i]) {
                 fprintf(stderr, "out of memory\n");
                 return 1;
@@ -203,9 +207,9 @@ int main(int argc, char **argv)
                           alloy_buffer_size(one.bc)) == 0;
         bad |= !same;
         double ops = (double)rounds * oc->reps;
-        printf("%-30s %8.2f us %8.2f us %8.3f %14.3f %14.3f%s\n", oc->name, m[0] * 1e6, m[1] * 1e6,
-               m[1] / m[0], (double)one.nvcsw / ops, (double)many.nvcsw / ops,
-               same ? "" : "  RESULTS DIFFER");
+        printf("%-30s %8.2f us %8.2f us %7.3f %8.2f us %8.2f us %8.3f %8.3f%s\n", oc->name,
+               m[0] * 1e6, m[1] * 1e6, m[1] / m[0], one.sum / ops * 1e6, many.sum / ops * 1e6,
+               (double)one.nvcsw / ops, (double)many.nvcsw / ops, same ? "" : "  RESULTS DIFFER");
         for (int i = 0; i < 2; i++) {
             side_teardown(s[i]);
             free(s[i]->t);

@@ -591,6 +591,52 @@ TEST(unwaited_job_alone_runs)
     }
 }
 
+/* Tiny command buffers committed and waited back to back: the waiting thread polls
+ * briefly before it sleeps, and a completion landing between its last poll and its
+ * sleep must still wake it (a lost wake-up hangs here: one did, about once in 10^5 ops).
+ * Two application threads share each device, so both sides of every race run. */
+typedef struct tiny_loop {
+    alloy_device *dev;
+    int ops;
+} tiny_loop;
+
+static void *run_tiny_loop(void *p)
+{
+    tiny_loop *t = p;
+    alloy_queue *q = test_queue(t->dev);
+    alloy_buffer *ba = test_buffer(t->dev, 4), *bc = test_buffer(t->dev, 4);
+    int64_t one[2] = {1, 1};
+    alloy_array a = alloy_array_contiguous(ba, 0, ALLOY_F32, 2, one);
+    alloy_array c = alloy_array_contiguous(bc, 0, ALLOY_F32, 2, one);
+    alloy_matmul_desc d = alloy_matmul_desc_default();
+    float *pa = alloy_buffer_contents(ba), *pc = alloy_buffer_contents(bc);
+    for (int i = 0; i < t->ops; i++) {
+        pa[0] = (float)(i % 1000);
+        alloy_cmdbuf *cb = test_cmdbuf(q);
+        ASSERT_OK(alloy_encode_matmul(cb, &d, &a, &a, NULL, &c));
+        ASSERT_OK(alloy_cmdbuf_commit(cb));
+        ASSERT_OK(alloy_cmdbuf_wait(cb));
+        ASSERT(pc[0] == pa[0] * pa[0]);
+        ASSERT_OK(alloy_cmdbuf_destroy(cb));
+    }
+    ASSERT_OK(alloy_buffer_destroy(ba));
+    ASSERT_OK(alloy_buffer_destroy(bc));
+    ASSERT_OK(alloy_queue_destroy(q));
+    return NULL;
+}
+
+TEST(tiny_ops_back_to_back)
+{
+    for (int workers = 1; workers <= 2; workers++) {
+        tiny_loop t = {test_cpu_device(workers), 150000};
+        pthread_t th;
+        ASSERT_EQ(pthread_create(&th, NULL, run_tiny_loop, &t), 0);
+        run_tiny_loop(&t);
+        ASSERT_EQ(pthread_join(th, NULL), 0);
+        ASSERT_OK(alloy_device_close(t.dev));
+    }
+}
+
 TEST_LIST{
     TEST_ENTRY(eight_threads_bitwise),
     TEST_ENTRY(shared_queue_bitwise),
@@ -598,6 +644,7 @@ TEST_LIST{
     TEST_ENTRY(queue_runs_in_commit_order),
     TEST_ENTRY(unwaited_job_beside_another_runs),
     TEST_ENTRY(unwaited_job_alone_runs),
+    TEST_ENTRY(tiny_ops_back_to_back),
 };
 
 int main(int argc, char **argv) { return run_tests(argc, argv); }
