@@ -26,16 +26,27 @@ void alloy__workmat_plan(alloy__workmat *w, const alloy__mat *user, const alloy_
 
 int alloy__workmat_copies(const alloy__workmat *w) { return w->ldw != 0 && w->copy_tasks > 0; }
 
+/* The copy's bytes, or 0 when it overflows. */
+static uint64_t work_bytes(const alloy__workmat *w)
+{
+    uint64_t bytes;
+    if (alloy__mul_overflow_u64((uint64_t)w->batch->count * (uint64_t)w->m, (uint64_t)w->ldw,
+                                &bytes) ||
+        alloy__mul_overflow_u64(bytes, w->esize, &bytes) || bytes > SIZE_MAX)
+        return 0;
+    return bytes;
+}
+
+size_t alloy__workmat_bytes(const alloy__workmat *w) { return w->work ? (size_t)work_bytes(w) : 0; }
+
 alloy_status alloy__workmat_begin(alloy__cpu_device *cd, alloy__cpu_queue *cq, alloy__workmat *w,
                                   char *err, size_t cap)
 {
     w->work = NULL;
     if (!alloy__workmat_copies(w))
         return ALLOY_OK;
-    uint64_t bytes;
-    if (alloy__mul_overflow_u64((uint64_t)w->batch->count * (uint64_t)w->m, (uint64_t)w->ldw,
-                                &bytes) ||
-        alloy__mul_overflow_u64(bytes, w->esize, &bytes) || bytes > SIZE_MAX) {
+    const uint64_t bytes = work_bytes(w);
+    if (bytes == 0) {
         alloy__format(err, cap, "workspace size overflows");
         return ALLOY_ERR_OUT_OF_MEMORY;
     }

@@ -29,6 +29,10 @@ int alloy__workmat_copies(const alloy__workmat *w);
 /* Run time: takes the queue's workspace if a copy is needed. */
 alloy_status alloy__workmat_begin(alloy__cpu_device *cd, alloy__cpu_queue *cq, alloy__workmat *w,
                                   char *err, size_t cap);
+/* Bytes of workspace the copy takes (0 in place). After begin, an op that needs more
+ * workspace asks alloy__cpu_workspace for this much plus its own and, if the workspace
+ * moved, points `work` at its start (nothing is written before the first phase). */
+size_t alloy__workmat_bytes(const alloy__workmat *w);
 /* Entry b's matrix: base pointer and leading dimension. */
 void *alloy__workmat_entry(const alloy__workmat *w, int64_t b, int64_t *ld);
 /* Copy phases: task t of copy_tasks (row chunks of every entry). */
