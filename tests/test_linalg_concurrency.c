@@ -573,6 +573,134 @@ TEST(kernels_bitwise_solvers)
 
 TEST(kernels_bitwise_layer_norm) { kernels_bitwise(1 << K_NORM, test_seed(0x4e42), 100); }
 
+/* lu_factor's awkward inputs on each microkernel set, against the portable one bit for
+ * bit (factors, pivots, info): exact zero columns (no division, info set), NaNs, pivots
+ * below the smallest normal (divided, not multiplied by the reciprocal), magnitude ties
+ * (the first row wins), and panels of every leaf width (n up to 17, m below n). Where a
+ * result is NaN, only that it is NaN is compared: when two NaNs meet in an FMA, which one
+ * comes out (its sign and payload) depends on the instruction form the compiler picked,
+ * and the GEMM kernels already differ there. */
+enum { LU_EDGE_ZERO_COL, LU_EDGE_NAN, LU_EDGE_TINY, LU_EDGE_TIES, LU_EDGE_COUNT };
+
+static void lu_edge_fill(test_rng *r, int pattern, alloy_dtype dt, int64_t m, int64_t n, void *a)
+{
+    const double tiny = dt == ALLOY_F64 ? 1e-310 : 1e-40; /* subnormal in the type */
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            double v = rng_uniform(r);
+            if (pattern == LU_EDGE_ZERO_COL && j == n / 2)
+                v = 0.0;
+            if (pattern == LU_EDGE_NAN && rng_range(r, 0, 40) == 0)
+                v = NAN;
+            if (pattern == LU_EDGE_TINY && j % 3 == 1)
+                v *= tiny;
+            if (pattern == LU_EDGE_TIES)
+                v = (double)rng_range(r, -2, 2);
+            if (dt == ALLOY_F64)
+                ((double *)a)[i * n + j] = v;
+            else
+                ((float *)a)[i * n + j] = (float)v;
+        }
+}
+
+/* Bitwise equal, except that any NaN equals any NaN. */
+static int same_or_both_nan(alloy_dtype dt, const void *x, const void *y, int64_t count)
+{
+    for (int64_t i = 0; i < count; i++) {
+        if (dt == ALLOY_F64) {
+            const double a = ((const double *)x)[i], b = ((const double *)y)[i];
+            if (memcmp(&a, &b, 8) != 0 && !(isnan(a) && isnan(b)))
+                return 0;
+        } else {
+            const float a = ((const float *)x)[i], b = ((const float *)y)[i];
+            if (memcmp(&a, &b, 4) != 0 && !(isnan(a) && isnan(b)))
+                return 0;
+        }
+    }
+    return 1;
+}
+
+static void lu_edge_run(alloy_device *dev, alloy_dtype dt, int64_t m, int64_t n, const void *a0,
+                        void *a, int32_t *piv, int32_t *info)
+{
+    const size_t es = dt == ALLOY_F64 ? 8 : 4;
+    const int64_t mn = m < n ? m : n;
+    alloy_queue *q = test_queue(dev);
+    alloy_buffer *ba = test_buffer(dev, (size_t)(m * n) * es);
+    alloy_buffer *bp = test_buffer(dev, (size_t)mn * 4 + 4), *bi = test_buffer(dev, 4);
+    memcpy(alloy_buffer_contents(ba), a0, (size_t)(m * n) * es);
+    const int64_t ash[2] = {m, n}, psh[1] = {mn};
+    alloy_array aa = alloy_array_contiguous(ba, 0, dt, 2, ash);
+    alloy_array pa = alloy_array_contiguous(bp, 0, ALLOY_I32, 1, psh);
+    alloy_array ia = alloy_array_contiguous(bi, 0, ALLOY_I32, 0, psh);
+    alloy_cmdbuf *cb = test_cmdbuf(q);
+    ASSERT_OK(alloy_encode_lu_factor(cb, &aa, &pa, &ia));
+    ASSERT_OK(alloy_cmdbuf_commit(cb));
+    ASSERT_OK(alloy_cmdbuf_wait(cb));
+    ASSERT_OK(alloy_cmdbuf_destroy(cb));
+    memcpy(a, alloy_buffer_contents(ba), (size_t)(m * n) * es);
+    memcpy(piv, alloy_buffer_contents(bp), (size_t)mn * 4);
+    memcpy(info, alloy_buffer_contents(bi), 4);
+    ASSERT_OK(alloy_buffer_destroy(ba));
+    ASSERT_OK(alloy_buffer_destroy(bp));
+    ASSERT_OK(alloy_buffer_destroy(bi));
+    ASSERT_OK(alloy_queue_destroy(q));
+}
+
+TEST(kernels_bitwise_lu_edges)
+{
+    static const int64_t shapes[][2] = {{1, 1},   {5, 3},   {3, 5},    {40, 16},   {40, 17},
+                                        {100, 7}, {33, 15}, {300, 64}, {257, 129}, {600, 96}};
+    static const alloy_cpu_kernel ks[2] = {ALLOY_CPU_KERNEL_AVX2, ALLOY_CPU_KERNEL_AVX512};
+    alloy_device *ref = open_device(1, ALLOY_CPU_KERNEL_PORTABLE, NULL);
+    alloy_device *devs[2];
+    for (int k = 0; k < 2; k++) {
+        alloy_status st;
+        devs[k] = open_device(1, ks[k], &st);
+        if (st == ALLOY_ERR_UNSUPPORTED)
+            devs[k] = NULL; /* not on this CPU */
+        else
+            ASSERT_OK(st);
+    }
+    test_rng r = {test_seed(0x1eaf)};
+    int zeros = 0;
+    for (int di = 0; di < 2; di++)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            for (int pat = 0; pat < LU_EDGE_COUNT; pat++) {
+                const alloy_dtype dt = di ? ALLOY_F64 : ALLOY_F32;
+                const int64_t m = shapes[s][0], n = shapes[s][1], mn = m < n ? m : n;
+                const size_t bytes = (size_t)(m * n) * (di ? 8 : 4);
+                void *a0 = test_malloc(bytes), *want = test_malloc(bytes),
+                     *got = test_malloc(bytes);
+                int32_t *pw = test_malloc((size_t)mn * 4), *pg = test_malloc((size_t)mn * 4);
+                int32_t iw, ig;
+                lu_edge_fill(&r, pat, dt, m, n, a0);
+                lu_edge_run(ref, dt, m, n, a0, want, pw, &iw);
+                zeros += iw != 0;
+                for (int k = 0; k < 2; k++) {
+                    if (!devs[k])
+                        continue;
+                    lu_edge_run(devs[k], dt, m, n, a0, got, pg, &ig);
+                    if (ig != iw || memcmp(pg, pw, (size_t)mn * 4) != 0 ||
+                        !same_or_both_nan(dt, got, want, m * n))
+                        FAIL_AT("%s %lldx%lld pattern %d, kernel %s: factors, pivots or info "
+                                "(%d, portable %d) differ from the portable kernel's",
+                                dtype_name(dt), (long long)m, (long long)n, pat,
+                                alloy_device_name(devs[k]), ig, iw);
+                }
+                free(a0);
+                free(want);
+                free(got);
+                free(pw);
+                free(pg);
+            }
+    ASSERT(zeros > 0); /* the zero-column pattern did reach a zero pivot */
+    for (int k = 0; k < 2; k++)
+        if (devs[k])
+            ASSERT_OK(alloy_device_close(devs[k]));
+    ASSERT_OK(alloy_device_close(ref));
+}
+
 /* Solves wide enough to be cut into column blocks of different widths for 1, 2 and 3
  * workers (alloy__col_blocks_plan: a 128 x 128 triangle with 1024 right-hand sides is
  * solved in blocks of 512, 256 and 128 columns; lu_solve with n 128 and 1000 of them, in
@@ -691,9 +819,8 @@ TEST(column_blocks_bitwise)
 }
 
 TEST_LIST{
-    TEST_ENTRY(eight_threads_bitwise),
-    TEST_ENTRY(kernels_bitwise_solvers),
-    TEST_ENTRY(kernels_bitwise_layer_norm),
+    TEST_ENTRY(eight_threads_bitwise),      TEST_ENTRY(kernels_bitwise_solvers),
+    TEST_ENTRY(kernels_bitwise_layer_norm), TEST_ENTRY(kernels_bitwise_lu_edges),
     TEST_ENTRY(column_blocks_bitwise),
 };
 

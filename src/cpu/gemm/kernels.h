@@ -60,6 +60,15 @@ typedef void (*alloy__gemv_f64)(int64_t kc, int64_t m, int64_t n, const double *
 typedef void (*alloy__axpy_f32)(int64_t n, float a, const float *x, float *y);
 typedef void (*alloy__axpy_f64)(int64_t n, double a, const double *x, double *y);
 
+/* The leaf of the recursive LU (solve.inc's lu_leaf): LU with partial pivoting of the
+ * row-major m x n panel a (n <= 16) in place; piv[i] is the row swapped with row i, and
+ * the result is the first column whose pivot is exactly zero, or -1. Bitwise what the C
+ * leaf computes. */
+typedef int64_t (*alloy__lu_leaf_f32)(float *a, int64_t lda, int64_t m, int64_t n, int64_t *piv);
+typedef int64_t (*alloy__lu_leaf_f64)(double *a, int64_t lda, int64_t m, int64_t n, int64_t *piv);
+int64_t alloy__lu_leaf_f32_avx512(float *a, int64_t lda, int64_t m, int64_t n, int64_t *piv);
+int64_t alloy__lu_leaf_f64_avx512(double *a, int64_t lda, int64_t m, int64_t n, int64_t *piv);
+
 typedef struct alloy__gemm_blocking {
     int mr, nr; /* microkernel tile */
     int kc;     /* depth of one packed block */
@@ -86,6 +95,9 @@ typedef struct alloy__cpu_kernels {
     alloy__gemv_f64 gemv_f64;
     alloy__axpy_f32 axpy_f32;
     alloy__axpy_f64 axpy_f64;
+    /* NULL: the C leaf (solve.inc) */
+    alloy__lu_leaf_f32 lu_leaf_f32;
+    alloy__lu_leaf_f64 lu_leaf_f64;
 } alloy__cpu_kernels;
 
 const alloy__cpu_kernels *alloy__cpu_kernels_portable(void);

@@ -95,6 +95,8 @@ static const alloy__cpu_kernels avx2 = {
     gemv_f64,
     axpy_f32,
     axpy_f64,
+    NULL,
+    NULL,
 };
 
 const alloy__cpu_kernels *alloy__cpu_kernels_avx2(void) { return &avx2; }

@@ -104,6 +104,8 @@ static const alloy__cpu_kernels portable = {
     gemv_f64,
     axpy_f32,
     axpy_f64,
+    NULL,
+    NULL,
 };
 
 const alloy__cpu_kernels *alloy__cpu_kernels_portable(void) { return &portable; }
