@@ -421,10 +421,10 @@ int main(int argc, char **argv)
     if (argc > 2 && strcmp(argv[2], "shapes") == 0) {
         /* M x N x K: skinny N (a matrix times a few vectors), skinny M (few tokens through
          * a layer), small squares */
-        static const int shapes[][3] = {{1024, 1, 1024},  {1024, 8, 1024}, {1024, 16, 1024},
-                                        {1024, 48, 1024}, {4096, 1, 4096}, {4096, 8, 4096},
-                                        {1, 4096, 4096},  {8, 1024, 1024}, {64, 1024, 1024},
-                                        {64, 64, 64},     {100, 100, 100}, {300, 300, 300}};
+        static const int shapes[][3] = {
+            {1024, 1, 1024}, {1024, 4, 1024}, {1024, 8, 1024}, {1024, 16, 1024}, {1024, 48, 1024},
+            {4096, 1, 4096}, {4096, 8, 4096}, {1, 4096, 4096}, {8, 1024, 1024},  {64, 1024, 1024},
+            {64, 64, 64},    {100, 100, 100}, {300, 300, 300}};
         for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
             if (sgemm_case(&c, shapes[i][0], shapes[i][1], shapes[i][2], pairs))
                 return 1;

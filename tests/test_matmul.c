@@ -41,9 +41,9 @@ enum { L_ROW, L_TRANS, L_PAD, L_COLSTRIDE, L_TRANS_PAD, L_COUNT };
  * padded batch strides and (inputs only, when bcast) some zero batch strides. The whole
  * buffer is filled with 0xff bytes (NaN in every float dtype) so that a read outside the
  * view poisons the result. */
-static alloy_array make_matrix(mm_ctx *x, test_rng *r, alloy_dtype t, int br,
-                               const int64_t *bshape, int64_t rows, int64_t cols, int layout,
-                               int bcast, alloy_buffer **out)
+static alloy_array make_matrix(mm_ctx *x, test_rng *r, alloy_dtype t, int br, const int64_t *bshape,
+                               int64_t rows, int64_t cols, int layout, int bcast,
+                               alloy_buffer **out)
 {
     int64_t shape[ALLOY_MAX_RANK], strides[ALLOY_MAX_RANK];
     int rank = br + 2;
@@ -104,7 +104,7 @@ static void fill_view_ints(mm_ctx *x, test_rng *r, const alloy_array *a)
 /* ---------------------------------------------------------------- the oracle */
 
 typedef struct mm_ref_opts {
-    int exact;   /* expect bitwise-exact values (integer inputs, power-of-two scalars) */
+    int exact;    /* expect bitwise-exact values (integer inputs, power-of-two scalars) */
     int use_blas; /* 1: cblas_sgemm for f32, cblas_dgemm for f64 and halves */
 } mm_ref_opts;
 
@@ -176,7 +176,8 @@ static void run_and_check(mm_ctx *x, const alloy_matmul_desc *md, const alloy_ar
                 ic[cbr] = i;
                 ic[cbr + 1] = j;
                 /* the value c held before (from the snapshot) */
-                size_t off = (size_t)((char *)view_ptr(c, ic) - (char *)alloy_buffer_contents(c->buffer));
+                size_t off =
+                    (size_t)((char *)view_ptr(c, ic) - (char *)alloy_buffer_contents(c->buffer));
                 cin[i * ln + j] = beta == 0 ? 0 : ref_load(c->dtype, c0 + off);
                 C[i * ln + j] = cin[i * ln + j];
                 Cf[i * ln + j] = (float)cin[i * ln + j];
@@ -191,8 +192,8 @@ static void run_and_check(mm_ctx *x, const alloy_matmul_desc *md, const alloy_ar
             for (int64_t i = 0; i < M * ln; i++)
                 C[i] = (double)Cf[i];
         } else if (opt.use_blas) {
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K,
-                        alpha, A, (int)lk, B, (int)ln, beta, C, (int)ln);
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, alpha, A,
+                        (int)lk, B, (int)ln, beta, C, (int)ln);
         } else {
             for (int64_t i = 0; i < M; i++)
                 for (int64_t j = 0; j < N; j++) {
@@ -228,10 +229,9 @@ static void run_and_check(mm_ctx *x, const alloy_matmul_desc *md, const alloy_ar
                             "c[%lld][%lld] = %.17g, expected %.17g (tolerance %.3g, alpha %g, "
                             "beta %g, bias %s)",
                             (unsigned long long)x->seed, x->index, dtype_name(a->dtype),
-                            dtype_name(b->dtype), dtype_name(c->dtype), (long long)M,
-                            (long long)N, (long long)K, (long long)bat, (long long)i,
-                            (long long)j, got, ref, tol, alpha, beta,
-                            bias ? dtype_name(bias->dtype) : "none");
+                            dtype_name(b->dtype), dtype_name(c->dtype), (long long)M, (long long)N,
+                            (long long)K, (long long)bat, (long long)i, (long long)j, got, ref, tol,
+                            alpha, beta, bias ? dtype_name(bias->dtype) : "none");
                 size_t off = (size_t)((const char *)gp - (char *)alloy_buffer_contents(c->buffer));
                 memset(mask + off, 1, alloy_dtype_size(c->dtype));
             }
@@ -263,15 +263,16 @@ static void run_and_check(mm_ctx *x, const alloy_matmul_desc *md, const alloy_ar
 
 /* ---------------------------------------------------------------- random problems */
 
-static const int64_t dims[] = {0, 1, 1, 2, 3, 4, 5, 7, 8, 11, 13, 16, 17, 23, 31, 32, 33, 47, 64, 67};
+static const int64_t dims[] = {0,  1,  1,  2,  3,  4,  5,  7,  8,  11,
+                               13, 16, 17, 23, 31, 32, 33, 47, 64, 67};
 enum { NDIMS = sizeof dims / sizeof dims[0] };
 
 typedef struct combo {
     alloy_dtype in, out;
 } combo;
 static const combo combos[] = {
-    {ALLOY_F32, ALLOY_F32},  {ALLOY_F64, ALLOY_F64}, {ALLOY_F16, ALLOY_F32},
-    {ALLOY_F16, ALLOY_F16},  {ALLOY_BF16, ALLOY_F32}, {ALLOY_BF16, ALLOY_BF16},
+    {ALLOY_F32, ALLOY_F32}, {ALLOY_F64, ALLOY_F64},  {ALLOY_F16, ALLOY_F32},
+    {ALLOY_F16, ALLOY_F16}, {ALLOY_BF16, ALLOY_F32}, {ALLOY_BF16, ALLOY_BF16},
 };
 enum { NCOMBOS = sizeof combos / sizeof combos[0] };
 
@@ -297,13 +298,16 @@ static void random_problem(mm_ctx *x, test_rng *r, int big_k)
     for (int j = 0; j < bbr; j++)
         bbs[j] = rng_range(r, 0, 2) == 0 ? 1 : cbs[j + cbr - bbr];
     alloy_buffer *ab, *bb, *cbuf, *biasb = NULL;
-    alloy_array a = make_matrix(x, r, co.in, abr, abs_, M, K, (int)rng_range(r, 0, L_COUNT - 1),
-                                1, &ab);
-    alloy_array b = make_matrix(x, r, co.in, bbr, bbs, K, N, (int)rng_range(r, 0, L_COUNT - 1),
-                                1, &bb);
+    alloy_array a =
+        make_matrix(x, r, co.in, abr, abs_, M, K, (int)rng_range(r, 0, L_COUNT - 1), 1, &ab);
+    alloy_array b =
+        make_matrix(x, r, co.in, bbr, bbs, K, N, (int)rng_range(r, 0, L_COUNT - 1), 1, &bb);
     int clay = (int)rng_range(r, 0, 3);
     alloy_array c = make_matrix(x, r, co.out, cbr, cbs, M, N,
-                                clay == 3 ? L_TRANS : clay == 2 ? L_PAD : L_ROW, 0, &cbuf);
+                                clay == 3   ? L_TRANS
+                                : clay == 2 ? L_PAD
+                                            : L_ROW,
+                                0, &cbuf);
     alloy_matmul_desc md = alloy_matmul_desc_default();
     md.alpha = alphas[rng_range(r, 0, 5)];
     md.beta = betas[rng_range(r, 0, 4)];
@@ -368,7 +372,7 @@ TEST(matmul_exact_small_integers)
         /* small enough that sums of products of [-4, 4] stay exact in f16 (|x| <= 2048) */
         int64_t M = dims[rng_range(&r, 0, 12)], N = dims[rng_range(&r, 0, 12)];
         int64_t K = co.out == ALLOY_F16 || co.out == ALLOY_BF16 ? rng_range(&r, 0, 6)
-                                                                 : dims[rng_range(&r, 0, NDIMS - 1)];
+                                                                : dims[rng_range(&r, 0, NDIMS - 1)];
         alloy_buffer *ab, *bb, *cbuf;
         alloy_array a = make_matrix(&x, &r, co.in, 0, NULL, M, K, it % L_COUNT, 0, &ab);
         alloy_array b = make_matrix(&x, &r, co.in, 0, NULL, K, N, (it / 2) % L_COUNT, 0, &bb);
@@ -400,8 +404,8 @@ TEST(matmul_degenerate_and_never_read)
     mm_ctx x = mm_ctx_new(dev, seed);
     for (int ci = 0; ci < NCOMBOS; ci++) {
         combo co = combos[ci];
-        const int64_t shapes[][3] = {{5, 7, 0}, {0, 7, 5}, {5, 0, 5}, {0, 0, 0}, {1, 1, 1},
-                                     {9, 13, 6}};
+        const int64_t shapes[][3] = {{5, 7, 0}, {0, 7, 5}, {5, 0, 5},
+                                     {0, 0, 0}, {1, 1, 1}, {9, 13, 6}};
         for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
             for (int mode = 0; mode < 4; mode++) {
                 x.index = ci * 100 + (int)si * 10 + mode;
@@ -458,12 +462,9 @@ TEST(matmul_batch_broadcast)
         int ar, br, cr;
         int64_t as[2], bs[2], cs[2];
     } cases[] = {
-        {2, 1, 2, {2, 1}, {3}, {2, 3}},
-        {0, 1, 1, {0}, {4}, {4}},
-        {1, 1, 1, {4}, {1}, {4}},
-        {1, 2, 2, {3}, {2, 3}, {2, 3}},
-        {2, 2, 2, {1, 3}, {2, 1}, {2, 3}},
-        {1, 0, 2, {1}, {0}, {5, 1}},
+        {2, 1, 2, {2, 1}, {3}, {2, 3}},    {0, 1, 1, {0}, {4}, {4}},
+        {1, 1, 1, {4}, {1}, {4}},          {1, 2, 2, {3}, {2, 3}, {2, 3}},
+        {2, 2, 2, {1, 3}, {2, 1}, {2, 3}}, {1, 0, 2, {1}, {0}, {5, 1}},
     };
     const alloy_dtype ins[3] = {ALLOY_F32, ALLOY_F64, ALLOY_BF16};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
@@ -473,8 +474,10 @@ TEST(matmul_batch_broadcast)
             int64_t M = 7, K = 5, N = 6;
             alloy_buffer *ab, *bb, *cbuf;
             alloy_array a = make_matrix(&x, &r, in, cases[i].ar, cases[i].as, M, K, L_ROW, 0, &ab);
-            alloy_array b = make_matrix(&x, &r, in, cases[i].br, cases[i].bs, K, N, L_TRANS, 0, &bb);
-            alloy_array c = make_matrix(&x, &r, out, cases[i].cr, cases[i].cs, M, N, L_ROW, 0, &cbuf);
+            alloy_array b =
+                make_matrix(&x, &r, in, cases[i].br, cases[i].bs, K, N, L_TRANS, 0, &bb);
+            alloy_array c =
+                make_matrix(&x, &r, out, cases[i].cr, cases[i].cs, M, N, L_ROW, 0, &cbuf);
             fill_view(&x, &r, &a);
             fill_view(&x, &r, &b);
             alloy_matmul_desc md = alloy_matmul_desc_default();
@@ -645,8 +648,10 @@ TEST(matmul_half_precision)
     test_rng r = {seed};
     alloy_device *dev = test_cpu_device(0);
     mm_ctx x = mm_ctx_new(dev, seed);
-    const combo hc[4] = {{ALLOY_F16, ALLOY_F32}, {ALLOY_F16, ALLOY_F16},
-                         {ALLOY_BF16, ALLOY_F32}, {ALLOY_BF16, ALLOY_BF16}};
+    const combo hc[4] = {{ALLOY_F16, ALLOY_F32},
+                         {ALLOY_F16, ALLOY_F16},
+                         {ALLOY_BF16, ALLOY_F32},
+                         {ALLOY_BF16, ALLOY_BF16}};
     const int64_t shapes[][3] = {{1, 1, 1}, {17, 13, 300}, {40, 3, 129}, {5, 64, 64}};
     for (int ci = 0; ci < 4; ci++)
         for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
@@ -685,13 +690,22 @@ TEST(matmul_kernels_bitwise)
                                     ALLOY_CPU_KERNEL_AVX512};
     const char *kn[3] = {"portable", "avx2", "avx512"};
     /* M <= 4 with a row-major B takes the skinny (GEMV-like) path: N across its 256-column
-     * blocks and K across the packing depth */
-    const int64_t shapes[][3] = {{1, 1, 1},    {4, 16, 3},    {7, 9, 1},     {13, 17, 5},
-                                 {5, 3, 257},  {33, 40, 300}, {12, 32, 64},  {25, 70, 11},
-                                 {1, 300, 270}, {2, 33, 260}, {3, 1, 5},     {4, 257, 9}};
+     * blocks and K across the packing depth. N <= 4 against a row-major A (even indices:
+     * A is transposed at odd ones) takes the thin kernel where there is one: rows past a
+     * multiple of 16 and 8, K past a multiple of 16, K = 1, N from 1 to 8, B with a column
+     * stride (indices divisible by 3) and a long K (100 x 1 x 5000). */
+    const int64_t shapes[][3] = {
+        {1, 1, 1},      {4, 16, 3},   {7, 9, 1},    {13, 17, 5},   {5, 3, 257},
+        {33, 40, 300},  {12, 32, 64}, {25, 70, 11}, {1, 300, 270}, {2, 33, 260},
+        {3, 1, 5},      {4, 257, 9},  {37, 1, 300}, {19, 4, 20},   {8, 1, 7},
+        {9, 2, 17},     {100, 4, 33}, {70, 2, 16},  {21, 3, 1},    {5, 1, 40},
+        {100, 1, 5000}, {9, 7, 3},    {23, 8, 40},  {11, 5, 2},    {50, 6, 19}};
     enum { NS = sizeof shapes / sizeof shapes[0] };
-    const combo kc[5] = {{ALLOY_F32, ALLOY_F32}, {ALLOY_F64, ALLOY_F64}, {ALLOY_F16, ALLOY_F32},
-                         {ALLOY_BF16, ALLOY_BF16}, {ALLOY_F16, ALLOY_F16}};
+    const combo kc[5] = {{ALLOY_F32, ALLOY_F32},
+                         {ALLOY_F64, ALLOY_F64},
+                         {ALLOY_F16, ALLOY_F32},
+                         {ALLOY_BF16, ALLOY_BF16},
+                         {ALLOY_F16, ALLOY_F16}};
     ref_conv conv = ref_conv_new();
     /* first[s][c][p]: the first kernel's result of pass p, to compare the others with */
     unsigned char *first[NS][5][2];
@@ -717,8 +731,8 @@ TEST(matmul_kernels_bitwise)
                 test_rng r = {seed + (uint64_t)(s * 10 + ci)};
                 int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
                 alloy_buffer *ab, *bb, *cbuf, *biasb;
-                alloy_array a = make_matrix(&x, &r, kc[ci].in, 0, NULL, M, K,
-                                            s % 2 ? L_TRANS : L_ROW, 0, &ab);
+                alloy_array a =
+                    make_matrix(&x, &r, kc[ci].in, 0, NULL, M, K, s % 2 ? L_TRANS : L_ROW, 0, &ab);
                 alloy_array b = make_matrix(&x, &r, kc[ci].in, 0, NULL, K, N,
                                             s % 3 || M <= 4 ? L_ROW : L_COLSTRIDE, 0, &bb);
                 alloy_array c = make_matrix(&x, &r, kc[ci].out, 0, NULL, M, N, L_ROW, 0, &cbuf);
@@ -776,11 +790,10 @@ TEST(matmul_kernels_bitwise)
                                     FAIL_AT("seed 0x%llx: kernel %s, %s->%s, M=%lld N=%lld "
                                             "K=%lld: c[%lld][%lld] = 0x%llx, the FMA chain "
                                             "gives 0x%llx",
-                                            (unsigned long long)seed, kn[ki],
-                                            dtype_name(kc[ci].in), dtype_name(kc[ci].out),
-                                            (long long)M, (long long)N, (long long)K,
-                                            (long long)i, (long long)j, (unsigned long long)gw,
-                                            (unsigned long long)ww);
+                                            (unsigned long long)seed, kn[ki], dtype_name(kc[ci].in),
+                                            dtype_name(kc[ci].out), (long long)M, (long long)N,
+                                            (long long)K, (long long)i, (long long)j,
+                                            (unsigned long long)gw, (unsigned long long)ww);
                                 }
                             }
                     }
@@ -791,8 +804,8 @@ TEST(matmul_kernels_bitwise)
                         FAIL_AT("seed 0x%llx: kernel %s differs bitwise from the first kernel "
                                 "(%s->%s, M=%lld N=%lld K=%lld, pass %d)",
                                 (unsigned long long)seed, kn[ki], dtype_name(kc[ci].in),
-                                dtype_name(kc[ci].out), (long long)M, (long long)N,
-                                (long long)K, pass);
+                                dtype_name(kc[ci].out), (long long)M, (long long)N, (long long)K,
+                                pass);
                     }
                 }
                 ASSERT_OK(alloy_buffer_destroy(ab));
@@ -839,12 +852,9 @@ TEST(matmul_bad_inputs)
                  "command");
     ASSERT_FAILS(alloy_encode_matmul(cb, NULL, &A, &B, NULL, &C), ALLOY_ERR_INVALID_ARGUMENT,
                  "descriptor");
-    ASSERT_FAILS(alloy_encode_matmul(cb, &md, NULL, &B, NULL, &C), ALLOY_ERR_INVALID_ARGUMENT,
-                 "a");
-    ASSERT_FAILS(alloy_encode_matmul(cb, &md, &A, NULL, NULL, &C), ALLOY_ERR_INVALID_ARGUMENT,
-                 "b");
-    ASSERT_FAILS(alloy_encode_matmul(cb, &md, &A, &B, NULL, NULL), ALLOY_ERR_INVALID_ARGUMENT,
-                 "c");
+    ASSERT_FAILS(alloy_encode_matmul(cb, &md, NULL, &B, NULL, &C), ALLOY_ERR_INVALID_ARGUMENT, "a");
+    ASSERT_FAILS(alloy_encode_matmul(cb, &md, &A, NULL, NULL, &C), ALLOY_ERR_INVALID_ARGUMENT, "b");
+    ASSERT_FAILS(alloy_encode_matmul(cb, &md, &A, &B, NULL, NULL), ALLOY_ERR_INVALID_ARGUMENT, "c");
     x = A, x.buffer = NULL;
     ASSERT_FAILS(alloy_encode_matmul(cb, &md, &x, &B, NULL, &C), ALLOY_ERR_INVALID_ARGUMENT,
                  "a.buffer");
@@ -858,14 +868,11 @@ TEST(matmul_bad_inputs)
     ASSERT_FAILS(alloy_encode_matmul(cb, &md, &A, &B, NULL, &x), ALLOY_ERR_INVALID_ARGUMENT,
                  "c.strides");
     x = C, x.offset = 1;
-    ASSERT_FAILS(alloy_encode_matmul(cb, &md, &A, &B, NULL, &x), ALLOY_ERR_INVALID_ARGUMENT,
-                 "c");
+    ASSERT_FAILS(alloy_encode_matmul(cb, &md, &A, &B, NULL, &x), ALLOY_ERR_INVALID_ARGUMENT, "c");
     x = BIAS, x.offset = 514;
-    ASSERT_FAILS(alloy_encode_matmul(cb, &md, &A, &B, &x, &C), ALLOY_ERR_INVALID_ARGUMENT,
-                 "bias");
+    ASSERT_FAILS(alloy_encode_matmul(cb, &md, &A, &B, &x, &C), ALLOY_ERR_INVALID_ARGUMENT, "bias");
     x = A, x.offset = BYTES - 8;
-    ASSERT_FAILS(alloy_encode_matmul(cb, &md, &x, &B, NULL, &C), ALLOY_ERR_INVALID_ARGUMENT,
-                 "a");
+    ASSERT_FAILS(alloy_encode_matmul(cb, &md, &x, &B, NULL, &C), ALLOY_ERR_INVALID_ARGUMENT, "a");
     x = C, x.offset = BYTES + 16;
     x.shape[0] = 0;
     ASSERT_FAILS(alloy_encode_matmul(cb, &md, &A, &B, NULL, &x), ALLOY_ERR_INVALID_ARGUMENT,
@@ -875,14 +882,14 @@ TEST(matmul_bad_inputs)
         x = alloy_array_contiguous(in, 0, ALLOY_F32, 2, hs);
         y = alloy_array_contiguous(in, 0, ALLOY_F32, 2, hs);
         alloy_array hc = alloy_array_contiguous(out, 0, ALLOY_F32, 2, hs);
-        ASSERT_FAILS(alloy_encode_matmul(cb, &md, &x, &y, NULL, &hc),
-                     ALLOY_ERR_INVALID_ARGUMENT, "a");
+        ASSERT_FAILS(alloy_encode_matmul(cb, &md, &x, &y, NULL, &hc), ALLOY_ERR_INVALID_ARGUMENT,
+                     "a");
         int64_t hs2[2] = {INT64_C(1) << 33, 5}, hst2[2] = {INT64_C(1) << 33, 1};
         x = alloy_array_strided(in, 0, ALLOY_F32, 2, hs2, hst2);
         int64_t hcs[2] = {INT64_C(1) << 33, 4};
         hc = alloy_array_contiguous(out, 0, ALLOY_F32, 2, hcs);
-        ASSERT_FAILS(alloy_encode_matmul(cb, &md, &x, &B, NULL, &hc),
-                     ALLOY_ERR_INVALID_ARGUMENT, "a");
+        ASSERT_FAILS(alloy_encode_matmul(cb, &md, &x, &B, NULL, &hc), ALLOY_ERR_INVALID_ARGUMENT,
+                     "a");
         int64_t bst[2] = {INT64_MAX / 2, 1};
         x = alloy_array_strided(in, 0, ALLOY_F32, 2, bs, bst);
         ASSERT_FAILS(alloy_encode_matmul(cb, &md, &A, &x, NULL, &C), ALLOY_ERR_INVALID_ARGUMENT,
@@ -899,11 +906,9 @@ TEST(matmul_bad_inputs)
                  "bias.buffer");
     /* overlaps: c over a, c over b, c over bias, c = a exactly, self-overlapping c */
     x = alloy_array_contiguous(in, 40, ALLOY_F32, 2, cs);
-    ASSERT_FAILS(alloy_encode_matmul(cb, &md, &A, &B, NULL, &x), ALLOY_ERR_INVALID_ARGUMENT,
-                 "c");
+    ASSERT_FAILS(alloy_encode_matmul(cb, &md, &A, &B, NULL, &x), ALLOY_ERR_INVALID_ARGUMENT, "c");
     x = alloy_array_contiguous(in, 256 + 60, ALLOY_F32, 2, cs);
-    ASSERT_FAILS(alloy_encode_matmul(cb, &md, &A, &B, NULL, &x), ALLOY_ERR_INVALID_ARGUMENT,
-                 "b");
+    ASSERT_FAILS(alloy_encode_matmul(cb, &md, &A, &B, NULL, &x), ALLOY_ERR_INVALID_ARGUMENT, "b");
     x = alloy_array_contiguous(in, 512 - 16, ALLOY_F32, 2, cs);
     ASSERT_FAILS(alloy_encode_matmul(cb, &md, &A, &B, &BIAS, &x), ALLOY_ERR_INVALID_ARGUMENT,
                  "bias");
@@ -923,20 +928,15 @@ TEST(matmul_bad_inputs)
     }
     /* shapes */
     x = alloy_array_contiguous(in, 256, ALLOY_F32, 2, (int64_t[2]){6, 4});
-    ASSERT_FAILS(alloy_encode_matmul(cb, &md, &A, &x, NULL, &C), ALLOY_ERR_INVALID_ARGUMENT,
-                 "a");
+    ASSERT_FAILS(alloy_encode_matmul(cb, &md, &A, &x, NULL, &C), ALLOY_ERR_INVALID_ARGUMENT, "a");
     x = alloy_array_contiguous(out, 0, ALLOY_F32, 2, (int64_t[2]){3, 5});
-    ASSERT_FAILS(alloy_encode_matmul(cb, &md, &A, &B, NULL, &x), ALLOY_ERR_INVALID_ARGUMENT,
-                 "c");
+    ASSERT_FAILS(alloy_encode_matmul(cb, &md, &A, &B, NULL, &x), ALLOY_ERR_INVALID_ARGUMENT, "c");
     x = alloy_array_contiguous(out, 0, ALLOY_F32, 2, (int64_t[2]){4, 4});
-    ASSERT_FAILS(alloy_encode_matmul(cb, &md, &A, &B, NULL, &x), ALLOY_ERR_INVALID_ARGUMENT,
-                 "c");
+    ASSERT_FAILS(alloy_encode_matmul(cb, &md, &A, &B, NULL, &x), ALLOY_ERR_INVALID_ARGUMENT, "c");
     x = alloy_array_contiguous(in, 0, ALLOY_F32, 1, (int64_t[1]){5});
-    ASSERT_FAILS(alloy_encode_matmul(cb, &md, &x, &B, NULL, &C), ALLOY_ERR_INVALID_ARGUMENT,
-                 "a");
+    ASSERT_FAILS(alloy_encode_matmul(cb, &md, &x, &B, NULL, &C), ALLOY_ERR_INVALID_ARGUMENT, "a");
     x = alloy_array_contiguous(out, 0, ALLOY_F32, 0, NULL);
-    ASSERT_FAILS(alloy_encode_matmul(cb, &md, &A, &B, NULL, &x), ALLOY_ERR_INVALID_ARGUMENT,
-                 "c");
+    ASSERT_FAILS(alloy_encode_matmul(cb, &md, &A, &B, NULL, &x), ALLOY_ERR_INVALID_ARGUMENT, "c");
     {
         /* batch dims: a (2,3,5) with c (3,3,4) do not broadcast; b has more batch dims
          * than c; c's batch must be exactly the batch shape */
@@ -958,42 +958,37 @@ TEST(matmul_bad_inputs)
     }
     /* bias shape */
     x = alloy_array_contiguous(in, 512, ALLOY_F32, 1, (int64_t[1]){5});
-    ASSERT_FAILS(alloy_encode_matmul(cb, &md, &A, &B, &x, &C), ALLOY_ERR_INVALID_ARGUMENT,
-                 "bias");
+    ASSERT_FAILS(alloy_encode_matmul(cb, &md, &A, &B, &x, &C), ALLOY_ERR_INVALID_ARGUMENT, "bias");
     x = alloy_array_contiguous(in, 512, ALLOY_F32, 2, (int64_t[2]){1, 4});
-    ASSERT_FAILS(alloy_encode_matmul(cb, &md, &A, &B, &x, &C), ALLOY_ERR_INVALID_ARGUMENT,
-                 "bias");
+    ASSERT_FAILS(alloy_encode_matmul(cb, &md, &A, &B, &x, &C), ALLOY_ERR_INVALID_ARGUMENT, "bias");
     /* dtypes */
     {
-        alloy_array a16 = A, b16 = B, c16 = C, c64 = C, a64 = A, b64 = B, cbf = C, ai = A,
-                    bi = B, ci = C, bias64 = BIAS, biasi = BIAS, ax = A;
+        alloy_array a16 = A, b16 = B, c16 = C, c64 = C, a64 = A, b64 = B, cbf = C, ai = A, bi = B,
+                    ci = C, bias64 = BIAS, biasi = BIAS, ax = A;
         a16.dtype = b16.dtype = c16.dtype = ALLOY_F16;
         a64.dtype = b64.dtype = c64.dtype = bias64.dtype = ALLOY_F64;
         cbf.dtype = ALLOY_BF16;
         ai.dtype = bi.dtype = ci.dtype = biasi.dtype = ALLOY_I32;
         ax.dtype = (alloy_dtype)11;
-        ASSERT_FAILS(alloy_encode_matmul(cb, &md, &A, &b16, NULL, &C), ALLOY_ERR_UNSUPPORTED,
-                     "b");
+        ASSERT_FAILS(alloy_encode_matmul(cb, &md, &A, &b16, NULL, &C), ALLOY_ERR_UNSUPPORTED, "b");
         ASSERT_FAILS(alloy_encode_matmul(cb, &md, &a64, &B, NULL, &c64), ALLOY_ERR_UNSUPPORTED,
                      "b");
-        ASSERT_FAILS(alloy_encode_matmul(cb, &md, &A, &B, NULL, &c16), ALLOY_ERR_UNSUPPORTED,
+        ASSERT_FAILS(alloy_encode_matmul(cb, &md, &A, &B, NULL, &c16), ALLOY_ERR_UNSUPPORTED, "c");
+        ASSERT_FAILS(alloy_encode_matmul(cb, &md, &A, &B, NULL, &c64), ALLOY_ERR_UNSUPPORTED, "c");
+        ASSERT_FAILS(alloy_encode_matmul(cb, &md, &a16, &b16, NULL, &cbf), ALLOY_ERR_UNSUPPORTED,
                      "c");
-        ASSERT_FAILS(alloy_encode_matmul(cb, &md, &A, &B, NULL, &c64), ALLOY_ERR_UNSUPPORTED,
+        ASSERT_FAILS(alloy_encode_matmul(cb, &md, &a16, &b16, NULL, &c64), ALLOY_ERR_UNSUPPORTED,
                      "c");
-        ASSERT_FAILS(alloy_encode_matmul(cb, &md, &a16, &b16, NULL, &cbf),
-                     ALLOY_ERR_UNSUPPORTED, "c");
-        ASSERT_FAILS(alloy_encode_matmul(cb, &md, &a16, &b16, NULL, &c64),
-                     ALLOY_ERR_UNSUPPORTED, "c");
         ASSERT_FAILS(alloy_encode_matmul(cb, &md, &a64, &b64, NULL, &C), ALLOY_ERR_UNSUPPORTED,
                      "c");
         ASSERT_FAILS(alloy_encode_matmul(cb, &md, &A, &B, &bias64, &C), ALLOY_ERR_UNSUPPORTED,
                      "bias");
-        ASSERT_FAILS(alloy_encode_matmul(cb, &md, &a16, &b16, &bias64, &c16),
-                     ALLOY_ERR_UNSUPPORTED, "bias");
+        ASSERT_FAILS(alloy_encode_matmul(cb, &md, &a16, &b16, &bias64, &c16), ALLOY_ERR_UNSUPPORTED,
+                     "bias");
         ASSERT_FAILS(alloy_encode_matmul(cb, &md, &A, &B, &biasi, &C), ALLOY_ERR_UNSUPPORTED,
                      "bias");
-        ASSERT_FAILS(alloy_encode_matmul(cb, &md, &ai, &bi, NULL, &ci),
-                     ALLOY_ERR_INVALID_ARGUMENT, "a");
+        ASSERT_FAILS(alloy_encode_matmul(cb, &md, &ai, &bi, NULL, &ci), ALLOY_ERR_INVALID_ARGUMENT,
+                     "a");
         ASSERT_FAILS(alloy_encode_matmul(cb, &md, &A, &B, NULL, &ci), ALLOY_ERR_INVALID_ARGUMENT,
                      "c");
         ASSERT_FAILS(alloy_encode_matmul(cb, &md, &ax, &B, NULL, &C), ALLOY_ERR_INVALID_ARGUMENT,

@@ -160,6 +160,13 @@ static alloy_status matmul_begin(alloy__cpu_device *cd, alloy__cpu_queue *cq, al
     if (x->ntasks == 0 || mm->alpha == 0.0 || mm->k == 0 || x->skinny)
         return ALLOY_OK;
     const int f64 = is_f64(mm);
+    alloy__gemm_args g = {0};
+    g.k = mm->k;
+    g.a = mm->a;
+    g.b = mm->b;
+    g.alpha = mm->alpha;
+    if (alloy__gemm_thin(cd->kernels, f64, &g, mm->n))
+        return ALLOY_OK; /* every tile takes the thin kernel, which reads A and B in place */
     const alloy__gemm_blocking *bk = f64 ? &cd->kernels->f64 : &cd->kernels->f32;
     const int64_t count = mm->batch.count;
     x->kblocks = (mm->k + bk->kc - 1) / bk->kc;

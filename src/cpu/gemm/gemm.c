@@ -42,13 +42,20 @@ int alloy__gemm_b_direct(const alloy__cpu_kernels *kt, int f64, const alloy__mat
     const int64_t es = f64 ? 8 : 4;
     const int has = f64 ? kt->ukr_direct_f64 != NULL : kt->ukr_direct_f32 != NULL;
     return has && b->dtype == (f64 ? ALLOY_F64 : ALLOY_F32) && b->cs == 1 &&
-           k <= blocking(kt, f64)->kc && k * b->rs * es <= DIRECT_B_MAX &&
-           (b->rs * es) % 4096 != 0;
+           k <= blocking(kt, f64)->kc && k * b->rs * es <= DIRECT_B_MAX && (b->rs * es) % 4096 != 0;
 }
 
 int alloy__gemm_a_in_place(int f64, const alloy__mat *a)
 {
     return a->dtype == (f64 ? ALLOY_F64 : ALLOY_F32) && a->cs == 1;
+}
+
+int alloy__gemm_thin(const alloy__cpu_kernels *kt, int f64, const alloy__gemm_args *g, int64_t nt)
+{
+    const int has = f64 ? kt->thin_f64 != NULL : kt->thin_f32 != NULL;
+    return has && nt >= 1 && nt <= (f64 ? ALLOY__THIN_COLS_F64 : ALLOY__THIN_COLS_F32) &&
+           g->alpha != 0.0 && g->k > 0 && alloy__gemm_a_in_place(f64, &g->a) &&
+           g->b.dtype == (f64 ? ALLOY_F64 : ALLOY_F32);
 }
 
 int alloy__gemm_skinny_ok(const alloy__gemm_args *g, int f64)

@@ -59,6 +59,12 @@ int alloy__gemm_b_direct(const alloy__cpu_kernels *kt, int f64, const alloy__mat
 int alloy__gemm_a_in_place(int f64, const alloy__mat *a);
 #define ALLOY__GEMM_PACK_A_MIN_READS 5
 
+/* Whether a tile nt columns wide takes the thin kernel (kernels.h): at most
+ * ALLOY__THIN_COLS_F32 or _F64 columns, a row-major A and a B in the compute type, on a
+ * table that has one. It reads A and B in place, so packing either once for all tiles
+ * does not pay. */
+int alloy__gemm_thin(const alloy__cpu_kernels *kt, int f64, const alloy__gemm_args *g, int64_t nt);
+
 /* The skinny path: C[0:m, j0:j0+nt] for m <= 4, alpha != 0, k > 0 and a row-major B in
  * the compute type (cs == 1), nt <= ALLOY__SKINNY_COLS. Same bits as the tiled path. */
 #define ALLOY__SKINNY_KB 4096

@@ -60,6 +60,24 @@ typedef void (*alloy__gemv_f64)(int64_t kc, int64_t m, int64_t n, const double *
 typedef void (*alloy__axpy_f32)(int64_t n, float a, const float *x, float *y);
 typedef void (*alloy__axpy_f64)(int64_t n, double a, const double *x, double *y);
 
+/* The thin kernel, for products of a few columns (a matrix times a vector or a few):
+ * C[i * ldc + j] = sum over p = 0 .. k-1, in that order, of a[i * lda + p] * b[p * rsb + j * csb],
+ * for i < m and j < n, each step one FMA from zero: the microkernels' chains, so the same
+ * bits. A is row-major (row stride lda), B at any strides, all of K in one call; n is 1 to
+ * ALLOY__THIN_COLS_F32 or _F64, half a vector's lanes: from there on the microkernels,
+ * whose lanes are C's columns, fill enough of them (f64 1024 x 8 x 1024: 46 GFLOPS
+ * against 36 for the thin kernel). NULL in a table: the tiles' ordinary path. */
+#define ALLOY__THIN_COLS_F32 8
+#define ALLOY__THIN_COLS_F64 4
+typedef void (*alloy__thin_f32)(int64_t k, int64_t m, int64_t n, const float *a, int64_t lda,
+                                const float *b, int64_t rsb, int64_t csb, float *c, int64_t ldc);
+typedef void (*alloy__thin_f64)(int64_t k, int64_t m, int64_t n, const double *a, int64_t lda,
+                                const double *b, int64_t rsb, int64_t csb, double *c, int64_t ldc);
+void alloy__thin_f32_avx512(int64_t k, int64_t m, int64_t n, const float *a, int64_t lda,
+                            const float *b, int64_t rsb, int64_t csb, float *c, int64_t ldc);
+void alloy__thin_f64_avx512(int64_t k, int64_t m, int64_t n, const double *a, int64_t lda,
+                            const double *b, int64_t rsb, int64_t csb, double *c, int64_t ldc);
+
 /* The leaf of the recursive LU (solve.inc's lu_leaf): LU with partial pivoting of the
  * row-major m x n panel a (n <= 16) in place; piv[i] is the row swapped with row i, and
  * the result is the first column whose pivot is exactly zero, or -1. Bitwise what the C
@@ -95,6 +113,9 @@ typedef struct alloy__cpu_kernels {
     alloy__gemv_f64 gemv_f64;
     alloy__axpy_f32 axpy_f32;
     alloy__axpy_f64 axpy_f64;
+    /* NULL: the tiles' ordinary path */
+    alloy__thin_f32 thin_f32;
+    alloy__thin_f64 thin_f64;
     /* NULL: the C leaf (solve.inc) */
     alloy__lu_leaf_f32 lu_leaf_f32;
     alloy__lu_leaf_f64 lu_leaf_f64;

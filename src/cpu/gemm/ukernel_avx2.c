@@ -97,6 +97,8 @@ static const alloy__cpu_kernels avx2 = {
     axpy_f64,
     NULL,
     NULL,
+    NULL,
+    NULL,
 };
 
 const alloy__cpu_kernels *alloy__cpu_kernels_avx2(void) { return &avx2; }

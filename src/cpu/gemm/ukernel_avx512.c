@@ -136,6 +136,8 @@ static const alloy__cpu_kernels avx512 = {
     gemv_f64,
     axpy_f32,
     axpy_f64,
+    alloy__thin_f32_avx512,
+    alloy__thin_f64_avx512,
     alloy__lu_leaf_f32_avx512,
     alloy__lu_leaf_f64_avx512,
 };

@@ -106,6 +106,8 @@ static const alloy__cpu_kernels portable = {
     axpy_f64,
     NULL,
     NULL,
+    NULL,
+    NULL,
 };
 
 const alloy__cpu_kernels *alloy__cpu_kernels_portable(void) { return &portable; }
