@@ -53,9 +53,8 @@ int alloy__gemm_a_in_place(int f64, const alloy__mat *a)
 int alloy__gemm_thin(const alloy__cpu_kernels *kt, int f64, const alloy__gemm_args *g, int64_t nt)
 {
     const int has = f64 ? kt->thin_f64 != NULL : kt->thin_f32 != NULL;
-    return has && nt >= 1 && nt <= (f64 ? ALLOY__THIN_COLS_F64 : ALLOY__THIN_COLS_F32) &&
-           g->alpha != 0.0 && g->k > 0 && alloy__gemm_a_in_place(f64, &g->a) &&
-           g->b.dtype == (f64 ? ALLOY_F64 : ALLOY_F32);
+    return has && nt >= 1 && nt <= blocking(kt, f64)->thin && g->alpha != 0.0 && g->k > 0 &&
+           alloy__gemm_a_in_place(f64, &g->a) && g->b.dtype == (f64 ? ALLOY_F64 : ALLOY_F32);
 }
 
 int alloy__gemm_skinny_ok(const alloy__gemm_args *g, int f64)

@@ -59,9 +59,9 @@ int alloy__gemm_b_direct(const alloy__cpu_kernels *kt, int f64, const alloy__mat
 int alloy__gemm_a_in_place(int f64, const alloy__mat *a);
 #define ALLOY__GEMM_PACK_A_MIN_READS 5
 
-/* Whether a tile nt columns wide takes the thin kernel (kernels.h): at most
- * ALLOY__THIN_COLS_F32 or _F64 columns, a row-major A and a B in the compute type, on a
- * table that has one. It reads A and B in place, so packing either once for all tiles
+/* Whether a tile nt columns wide takes the thin kernel (kernels.h): at most the
+ * blocking's `thin` columns, a row-major A and a B in the compute type, on a table that
+ * has one. It reads A and B in place, so packing either once for all tiles
  * does not pay. */
 int alloy__gemm_thin(const alloy__cpu_kernels *kt, int f64, const alloy__gemm_args *g, int64_t nt);
 

@@ -64,11 +64,9 @@ typedef void (*alloy__axpy_f64)(int64_t n, double a, const double *x, double *y)
  * C[i * ldc + j] = sum over p = 0 .. k-1, in that order, of a[i * lda + p] * b[p * rsb + j * csb],
  * for i < m and j < n, each step one FMA from zero: the microkernels' chains, so the same
  * bits. A is row-major (row stride lda), B at any strides, all of K in one call; n is 1 to
- * ALLOY__THIN_COLS_F32 or _F64, half a vector's lanes: from there on the microkernels,
- * whose lanes are C's columns, fill enough of them (f64 1024 x 8 x 1024: 46 GFLOPS
+ * the blocking's `thin`, half a vector's lanes: from there on the microkernels, whose
+ * lanes are C's columns, fill enough of them (f64 1024 x 8 x 1024 on AVX-512: 46 GFLOPS
  * against 36 for the thin kernel). NULL in a table: the tiles' ordinary path. */
-#define ALLOY__THIN_COLS_F32 8
-#define ALLOY__THIN_COLS_F64 4
 typedef void (*alloy__thin_f32)(int64_t k, int64_t m, int64_t n, const float *a, int64_t lda,
                                 const float *b, int64_t rsb, int64_t csb, float *c, int64_t ldc);
 typedef void (*alloy__thin_f64)(int64_t k, int64_t m, int64_t n, const double *a, int64_t lda,
@@ -77,6 +75,10 @@ void alloy__thin_f32_avx512(int64_t k, int64_t m, int64_t n, const float *a, int
                             const float *b, int64_t rsb, int64_t csb, float *c, int64_t ldc);
 void alloy__thin_f64_avx512(int64_t k, int64_t m, int64_t n, const double *a, int64_t lda,
                             const double *b, int64_t rsb, int64_t csb, double *c, int64_t ldc);
+void alloy__thin_f32_avx2(int64_t k, int64_t m, int64_t n, const float *a, int64_t lda,
+                          const float *b, int64_t rsb, int64_t csb, float *c, int64_t ldc);
+void alloy__thin_f64_avx2(int64_t k, int64_t m, int64_t n, const double *a, int64_t lda,
+                          const double *b, int64_t rsb, int64_t csb, double *c, int64_t ldc);
 
 /* The leaf of the recursive LU (solve.inc's lu_leaf): LU with partial pivoting of the
  * row-major m x n panel a (n <= 16) in place; piv[i] is the row swapped with row i, and
@@ -93,6 +95,7 @@ typedef struct alloy__gemm_blocking {
     int mc;     /* rows of one packed A block (a multiple of mr) */
     int nc;     /* widest task tile, the width of one B block (a multiple of nr) */
     int mt;     /* tallest task tile (a multiple of mc): the rows swept under one B block */
+    int thin;   /* most columns for the thin kernel (0: none): half its lanes */
 } alloy__gemm_blocking;
 
 typedef struct alloy__cpu_kernels {

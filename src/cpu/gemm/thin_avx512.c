@@ -76,21 +76,21 @@ static inline void transpose8(__m512d r[8])
 #define SUF f32
 #define V __m512
 #define L 16
-#define M __mmask16
-#define MAXN ALLOY__THIN_COLS_F32
+#define ISA _avx512
+#define MAXN 8 /* the table's `thin` */
 #define VLOAD _mm512_loadu_ps
-#define VLOADZ _mm512_maskz_loadu_ps
+#define VLOADZ(n, p) _mm512_maskz_loadu_ps((__mmask16)((1u << (n)) - 1u), p)
 #define VSET1 _mm512_set1_ps
 #define VZERO _mm512_setzero_ps
 #define VFMA _mm512_fmadd_ps
 #define VSTORE _mm512_storeu_ps
 #define TRANSPOSE transpose16
-#include "thin_avx512.inc"
+#include "thin.inc"
 #undef T
 #undef SUF
 #undef V
 #undef L
-#undef M
+#undef ISA
 #undef MAXN
 #undef VLOAD
 #undef VLOADZ
@@ -104,21 +104,21 @@ static inline void transpose8(__m512d r[8])
 #define SUF f64
 #define V __m512d
 #define L 8
-#define M __mmask8
-#define MAXN ALLOY__THIN_COLS_F64
+#define ISA _avx512
+#define MAXN 4 /* the table's `thin` */
 #define VLOAD _mm512_loadu_pd
-#define VLOADZ _mm512_maskz_loadu_pd
+#define VLOADZ(n, p) _mm512_maskz_loadu_pd((__mmask8)((1u << (n)) - 1u), p)
 #define VSET1 _mm512_set1_pd
 #define VZERO _mm512_setzero_pd
 #define VFMA _mm512_fmadd_pd
 #define VSTORE _mm512_storeu_pd
 #define TRANSPOSE transpose8
-#include "thin_avx512.inc"
+#include "thin.inc"
 #undef T
 #undef SUF
 #undef V
 #undef L
-#undef M
+#undef ISA
 #undef MAXN
 #undef VLOAD
 #undef VLOADZ

@@ -122,8 +122,8 @@
 static const alloy__cpu_kernels avx512 = {
     "avx512",
     ALLOY_CPU_KERNEL_AVX512,
-    {MR, 32, KC, 144, 512, 144},
-    {MR, 16, KC, 144, 256, 144},
+    {MR, 32, KC, 144, 512, 144, 8},
+    {MR, 16, KC, 144, 256, 144, 4},
     ukr_f32,
     ukr_f64,
     ukr_half_f32,

@@ -90,8 +90,8 @@ static void axpy_f64(int64_t n, double a, const double *x, double *y)
 static const alloy__cpu_kernels portable = {
     "portable",
     ALLOY_CPU_KERNEL_PORTABLE,
-    {MR_S, NR_S, KC, 128, 512, 128},
-    {MR_D, NR_D, KC, 64, 256, 64},
+    {MR_S, NR_S, KC, 128, 512, 128, 0},
+    {MR_D, NR_D, KC, 64, 256, 64, 0},
     ukr_f32,
     ukr_f64,
     NULL,
