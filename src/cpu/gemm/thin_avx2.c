@@ -69,19 +69,6 @@ static inline __m256d loadz_pd(int n, const double *p)
 #define VSTORE _mm256_storeu_ps
 #define TRANSPOSE transpose8
 #include "thin.inc"
-#undef T
-#undef SUF
-#undef ISA
-#undef V
-#undef L
-#undef MAXN
-#undef VLOAD
-#undef VLOADZ
-#undef VSET1
-#undef VZERO
-#undef VFMA
-#undef VSTORE
-#undef TRANSPOSE
 
 #define T double
 #define SUF f64
@@ -97,16 +84,3 @@ static inline __m256d loadz_pd(int n, const double *p)
 #define VSTORE _mm256_storeu_pd
 #define TRANSPOSE transpose4
 #include "thin.inc"
-#undef T
-#undef SUF
-#undef ISA
-#undef V
-#undef L
-#undef MAXN
-#undef VLOAD
-#undef VLOADZ
-#undef VSET1
-#undef VZERO
-#undef VFMA
-#undef VSTORE
-#undef TRANSPOSE

@@ -86,19 +86,6 @@ static inline void transpose8(__m512d r[8])
 #define VSTORE _mm512_storeu_ps
 #define TRANSPOSE transpose16
 #include "thin.inc"
-#undef T
-#undef SUF
-#undef V
-#undef L
-#undef ISA
-#undef MAXN
-#undef VLOAD
-#undef VLOADZ
-#undef VSET1
-#undef VZERO
-#undef VFMA
-#undef VSTORE
-#undef TRANSPOSE
 
 #define T double
 #define SUF f64
@@ -114,16 +101,3 @@ static inline void transpose8(__m512d r[8])
 #define VSTORE _mm512_storeu_pd
 #define TRANSPOSE transpose8
 #include "thin.inc"
-#undef T
-#undef SUF
-#undef V
-#undef L
-#undef ISA
-#undef MAXN
-#undef VLOAD
-#undef VLOADZ
-#undef VSET1
-#undef VZERO
-#undef VFMA
-#undef VSTORE
-#undef TRANSPOSE
