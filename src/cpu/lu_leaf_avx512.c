@@ -13,7 +13,7 @@
  * the C leaf's (tests/test_linalg_concurrency.c kernels_bitwise_lu_edges). Loads and stores
  * are masked to the panel's n columns. Compiled with AVX-512 flags (CMakeLists.txt); run
  * only where CPUID says so, through the device's kernel table. */
-#include "gemm/kernels.h"
+#include "solve.h"
 
 #include <float.h>
 #include <immintrin.h>
@@ -32,48 +32,19 @@ static inline __m512d neg_pd(__m512d x)
         _mm512_castpd_si512(x), _mm512_set1_epi64((long long)0x8000000000000000ull)));
 }
 
-/* The first row i >= j of largest |a[i][j]|, as LAPACK's i?amax (and pivot_row in solve.inc). */
-static int64_t pivot_f32(const float *a, int64_t lda, int64_t m, int64_t j)
-{
-    int64_t p = j;
-    float best = fabsf(a[j * lda + j]);
-    for (int64_t i = j + 1; i < m; i++) {
-        const float v = fabsf(a[i * lda + j]);
-        if (v > best) {
-            best = v;
-            p = i;
-        }
-    }
-    return p;
-}
-
-static int64_t pivot_f64(const double *a, int64_t lda, int64_t m, int64_t j)
-{
-    int64_t p = j;
-    double best = fabs(a[j * lda + j]);
-    for (int64_t i = j + 1; i < m; i++) {
-        const double v = fabs(a[i * lda + j]);
-        if (v > best) {
-            best = v;
-            p = i;
-        }
-    }
-    return p;
-}
-
 int64_t alloy__lu_leaf_f32_avx512(float *a, int64_t lda, int64_t m, int64_t n, int64_t *piv)
 {
     const int64_t mn = m < n ? m : n;
     const __mmask16 cols = (__mmask16)((1u << n) - 1u);
     int64_t info = -1;
-    int64_t p = mn > 0 ? pivot_f32(a, lda, m, 0) : 0;
+    int64_t p = mn > 0 ? alloy__pivot_row_f32(a, lda, m, 0) : 0;
     for (int64_t j = 0; j < mn; j++) {
         piv[j] = p;
         const int next = j + 1 < mn; /* a pivot to find for column j + 1 */
         if (a[p * lda + j] == 0) {
             if (info < 0)
                 info = j; /* an exactly zero column: recorded, nothing divided */
-            p = next ? pivot_f32(a, lda, m, j + 1) : 0;
+            p = next ? alloy__pivot_row_f32(a, lda, m, j + 1) : 0;
             continue;
         }
         float *aj = a + j * lda;
@@ -120,14 +91,14 @@ int64_t alloy__lu_leaf_f64_avx512(double *a, int64_t lda, int64_t m, int64_t n, 
     const __mmask8 cols0 = (__mmask8)(n >= 8 ? 0xffu : (1u << n) - 1u);
     const __mmask8 cols1 = (__mmask8)(n <= 8 ? 0u : (1u << (n - 8)) - 1u);
     int64_t info = -1;
-    int64_t p = mn > 0 ? pivot_f64(a, lda, m, 0) : 0;
+    int64_t p = mn > 0 ? alloy__pivot_row_f64(a, lda, m, 0) : 0;
     for (int64_t j = 0; j < mn; j++) {
         piv[j] = p;
         const int next = j + 1 < mn;
         if (a[p * lda + j] == 0) {
             if (info < 0)
                 info = j;
-            p = next ? pivot_f64(a, lda, m, j + 1) : 0;
+            p = next ? alloy__pivot_row_f64(a, lda, m, j + 1) : 0;
             continue;
         }
         double *aj = a + j * lda;

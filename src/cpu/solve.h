@@ -19,10 +19,15 @@ void alloy__tri_left_f64(const alloy__cpu_kernels *kt, const alloy__mat *a, int 
 /* LU with partial pivoting of the m x n matrix a in place (LAPACK's recursive getrf2):
  * piv[i] (0-based, relative to a) is the row swapped with row i, for i < min(m, n).
  * Returns the first column whose pivot is exactly zero, or -1. Never divides by zero. */
-int64_t alloy__lu_rec_f32(const alloy__cpu_kernels *kt, float *a, int64_t lda, int64_t m,
-                          int64_t n, int64_t *piv, void *scratch);
+int64_t alloy__lu_rec_f32(const alloy__cpu_kernels *kt, float *a, int64_t lda, int64_t m, int64_t n,
+                          int64_t *piv, void *scratch);
 int64_t alloy__lu_rec_f64(const alloy__cpu_kernels *kt, double *a, int64_t lda, int64_t m,
                           int64_t n, int64_t *piv, void *scratch);
+
+/* The LU leaves' pivot: the first row i >= j of largest |a[i * lda + j]|, i < m, as
+ * LAPACK's i?amax (a NaN is never chosen over the first row searched). */
+int64_t alloy__pivot_row_f32(const float *a, int64_t lda, int64_t m, int64_t j);
+int64_t alloy__pivot_row_f64(const double *a, int64_t lda, int64_t m, int64_t j);
 
 /* Swaps rows r1 and r2 of the w columns starting at x (leading dimension ld). */
 void alloy__swap_rows(void *x, size_t esize, int64_t ld, int64_t w, int64_t r1, int64_t r2);
