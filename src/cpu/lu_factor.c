@@ -120,7 +120,7 @@ static void plan_panel(const alloy__cpu_device *cd, const alloy__lu_factor_op *l
     e->right_blocks = ceil_div(lu->n - e->k - e->kb, SWAP_COLS);
     int64_t rows = lu->m - e->k - e->kb, cols = lu->n - e->k - e->kb - e->kb_next;
     e->tiling = alloy__gemm_plan(cd->kernels, lu->a.dtype == ALLOY_F64, rows, cols,
-                                 alloy__cpu_tiles_wanted(e->workers, lu->batch.count, 64));
+                                 alloy__cpu_tiles_wanted(e->workers, lu->batch.count, 64), 0);
     e->tiles = rows > 0 && cols > 0 ? e->tiling.tiles_m * e->tiling.tiles_n : 0;
 }
 

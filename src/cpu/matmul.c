@@ -51,6 +51,21 @@ typedef struct matmul_exec {
 
 static int is_f64(const alloy__matmul_op *mm) { return mm->c.dtype == ALLOY_F64; }
 
+/* Whether the tiles take the panel kernel (gemm.h), whose tiles are wide. Not with split K:
+ * its sums hold a whole tile in scratch. */
+static int panel(const alloy__cpu_device *cd, const alloy__matmul_op *mm, const matmul_exec *x)
+{
+    alloy__gemm_args g = {0};
+    g.n = mm->n;
+    g.k = mm->k;
+    g.a = mm->a;
+    g.c = mm->c;
+    g.bias = mm->bias;
+    g.alpha = mm->alpha;
+    g.beta = mm->beta;
+    return x->nsplit == 1 && !x->skinny && alloy__gemm_panel(cd->kernels, is_f64(mm), &g);
+}
+
 /* The tiling fitted to `workers`, or to fewer when the product is too small to be worth
  * them (alloy__cpu_workers_for; a skinny product keeps its column strips), and the
  * tasks over it. Done at encode time for the whole device, and again when the op starts
@@ -63,7 +78,8 @@ static void fit(const alloy__cpu_device *cd, const alloy__matmul_op *mm, matmul_
                                                   (double)mm->batch.count);
     if (!x->skinny) {
         x->tiling = alloy__gemm_plan(cd->kernels, is_f64(mm), mm->m, mm->n,
-                                     alloy__cpu_tiles_wanted(workers, mm->batch.count, WANT_TILES));
+                                     alloy__cpu_tiles_wanted(workers, mm->batch.count, WANT_TILES),
+                                     panel(cd, mm, x));
         /* A tail of rows of at most a quarter of a tile joins the last row tile instead
          * of being tiles of its own, which would stream whole B blocks for a few rows and
          * could not prefetch all of the next one (2048 = 14 x 144 + 32: +0.4-0.7%; 1024
@@ -99,7 +115,8 @@ static alloy_status matmul_check(const alloy__cpu_device *cd, alloy__op *op)
         x->tiling.tiles_m = 1;
         x->tiling.tiles_n = (mm->n + ALLOY__SKINNY_COLS - 1) / ALLOY__SKINNY_COLS;
     } else {
-        x->tiling = alloy__gemm_plan(cd->kernels, is_f64(mm), mm->m, mm->n, want);
+        /* the ordinary tiling, without the panel kernel's wide tiles: K's split depends on it */
+        x->tiling = alloy__gemm_plan(cd->kernels, is_f64(mm), mm->m, mm->n, want, 0);
     }
     x->tiles = x->tiling.tiles_m * x->tiling.tiles_n;
     int64_t total = x->tiles * mm->batch.count;
@@ -185,7 +202,8 @@ static alloy_status matmul_begin(alloy__cpu_device *cd, alloy__cpu_queue *cq, al
     /* a row-major A the tiles would read in place: only when many column tiles read it */
     const int64_t min_reads_a =
         alloy__gemm_a_in_place(f64, &mm->a) ? ALLOY__GEMM_PACK_A_MIN_READS : 2;
-    const int want_a = reuse_a >= min_reads_a &&
+    /* (the panel kernel copies its A rows itself) */
+    const int want_a = reuse_a >= min_reads_a && !panel(cd, mm, x) &&
                        (int64_t)x->packed_a_size <= MAX_PACKED / x->a_entries &&
                        x->a_entries * x->mblocks <= ALLOY__CPU_MAX_TASKS / 2;
     if (!want_b && !want_a)

@@ -57,6 +57,15 @@ int alloy__gemm_thin(const alloy__cpu_kernels *kt, int f64, const alloy__gemm_ar
            alloy__gemm_a_in_place(f64, &g->a) && g->b.dtype == (f64 ? ALLOY_F64 : ALLOY_F32);
 }
 
+int alloy__gemm_panel(const alloy__cpu_kernels *kt, int f64, const alloy__gemm_args *g)
+{
+    const alloy_dtype t = f64 ? ALLOY_F64 : ALLOY_F32;
+    const int has = f64 ? kt->ukr_panel_f64 != NULL : kt->ukr_panel_f32 != NULL;
+    return has && blocking(kt, f64)->pw > 0 && g->k > 0 && g->alpha == 1.0 && g->beta == 0.0 &&
+           !g->bias.addr && g->c.dtype == t && g->c.cs == 1 && alloy__gemm_a_in_place(f64, &g->a) &&
+           g->n > blocking(kt, f64)->thin;
+}
+
 int alloy__gemm_skinny_ok(const alloy__gemm_args *g, int f64)
 {
     return g->m >= 1 && g->m <= 4 && g->alpha != 0.0 && g->k > 0 && g->b.cs == 1 &&
@@ -79,12 +88,13 @@ size_t alloy__gemm_packed_a_size(const alloy__cpu_kernels *kt, int f64, int64_t 
 }
 
 alloy__gemm_tiling alloy__gemm_plan(const alloy__cpu_kernels *kt, int f64, int64_t m, int64_t n,
-                                    int64_t want)
+                                    int64_t want, int panel)
 {
     const alloy__gemm_blocking *bk = blocking(kt, f64);
+    const int64_t nc = panel && bk->pw > bk->nc ? bk->pw : bk->nc;
     alloy__gemm_tiling t;
     t.mt = m < bk->mt ? round_up(m > 0 ? m : 1, bk->mr) : bk->mt;
-    t.nt = n < bk->nc ? round_up(n > 0 ? n : 1, bk->nr) : bk->nc;
+    t.nt = n < nc ? round_up(n > 0 ? n : 1, bk->nr) : nc;
     /* Narrow the tiles until there are enough: first the height above MC (rows swept
      * under one B block), then the columns, then the rest of the height: below MC a
      * tile's height is how many times each B sliver is reused from L1, so it is the last

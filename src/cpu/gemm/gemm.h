@@ -65,6 +65,13 @@ int alloy__gemm_a_in_place(int f64, const alloy__mat *a);
  * does not pay. */
 int alloy__gemm_thin(const alloy__cpu_kernels *kt, int f64, const alloy__gemm_args *g, int64_t nt);
 
+/* Whether g's product takes the panel kernel (kernels.h) in its tiles: a table that has
+ * one, C = A @ B into C itself (alpha 1, beta 0, no bias, C row-major in the compute
+ * type), A row-major in the compute type (read in place), and more columns than the thin
+ * kernel takes. Such tiles may be as wide as the blocking's pw (alloy__gemm_plan's
+ * `panel`): each copies its A rows once per K block, so the wider the better. */
+int alloy__gemm_panel(const alloy__cpu_kernels *kt, int f64, const alloy__gemm_args *g);
+
 /* The skinny path: C[0:m, j0:j0+nt] for m <= 4, alpha != 0, k > 0 and a row-major B in
  * the compute type (cs == 1), nt <= ALLOY__SKINNY_COLS. Same bits as the tiled path. */
 #define ALLOY__SKINNY_KB 4096
@@ -106,12 +113,13 @@ void alloy__gemm_update_all_f64(const alloy__cpu_kernels *kt, const alloy__mat *
 
 /* A tiling of an m x n output into task tiles, fixed by the shape (and the kernel table's
  * block sizes): at least `want` tiles where the problem allows without going below a
- * few microkernel tiles each. */
+ * few microkernel tiles each; up to the blocking's pw columns wide for `panel` products
+ * (alloy__gemm_panel), else its nc. */
 typedef struct alloy__gemm_tiling {
     int64_t mt, nt; /* tile size */
     int64_t tiles_m, tiles_n;
 } alloy__gemm_tiling;
 alloy__gemm_tiling alloy__gemm_plan(const alloy__cpu_kernels *kt, int f64, int64_t m, int64_t n,
-                                    int64_t want);
+                                    int64_t want, int panel);
 
 #endif

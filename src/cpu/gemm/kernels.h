@@ -89,6 +89,24 @@ typedef int64_t (*alloy__lu_leaf_f64)(double *a, int64_t lda, int64_t m, int64_t
 int64_t alloy__lu_leaf_f32_avx512(float *a, int64_t lda, int64_t m, int64_t n, int64_t *piv);
 int64_t alloy__lu_leaf_f64_avx512(double *a, int64_t lda, int64_t m, int64_t n, int64_t *piv);
 
+/* The panel kernel, for large products whose A is row-major in the compute type:
+ *   C[i * ldc + j] = (accumulate ? C[i * ldc + j] : 0)
+ *                    + sum over k = 0 .. kc-1, in that order, of A(i, k) * b[k*NR + j]
+ * for i < MR, j < NR, each step one FMA (the microkernel's chains, so the same bits), C in
+ * place. A(i, k) is a[k * MR + i] when lda is 0: A's sliver k-major, so that a step's MR
+ * values share one or two lines streamed from L2 (48 bytes a step at MR 12 f32, against
+ * the 128 of a B sliver's step: the B sliver stays in L1 and the A slivers stream past it,
+ * the reverse of the microkernel's order). With lda != 0 it is a[i * lda + k], A read in
+ * place, and the kernel also writes the k-major copy to a_copy. c_next (the next call's C
+ * micro-tile, or NULL) and next (kc * ALLOY__UKR_PREFETCH_PER_K bytes for L2, or NULL) are
+ * prefetch hints with no effect on the result. */
+typedef void (*alloy__ukr_panel_f32)(int64_t kc, const float *a, int64_t lda, float *a_copy,
+                                     const float *b, float *c, int64_t ldc, int accumulate,
+                                     const float *c_next, const void *next);
+typedef void (*alloy__ukr_panel_f64)(int64_t kc, const double *a, int64_t lda, double *a_copy,
+                                     const double *b, double *c, int64_t ldc, int accumulate,
+                                     const double *c_next, const void *next);
+
 typedef struct alloy__gemm_blocking {
     int mr, nr; /* microkernel tile */
     int kc;     /* depth of one packed block */
@@ -96,6 +114,7 @@ typedef struct alloy__gemm_blocking {
     int nc;     /* widest task tile, the width of one B block (a multiple of nr) */
     int mt;     /* tallest task tile (a multiple of mc): the rows swept under one B block */
     int thin;   /* most columns for the thin kernel (0: none): half its lanes */
+    int pw;     /* widest task tile for the panel kernel (0: none) */
 } alloy__gemm_blocking;
 
 typedef struct alloy__cpu_kernels {
@@ -122,6 +141,9 @@ typedef struct alloy__cpu_kernels {
     /* NULL: the C leaf (solve.inc) */
     alloy__lu_leaf_f32 lu_leaf_f32;
     alloy__lu_leaf_f64 lu_leaf_f64;
+    /* NULL: the microkernel's order for every product */
+    alloy__ukr_panel_f32 ukr_panel_f32;
+    alloy__ukr_panel_f64 ukr_panel_f64;
 } alloy__cpu_kernels;
 
 const alloy__cpu_kernels *alloy__cpu_kernels_portable(void);

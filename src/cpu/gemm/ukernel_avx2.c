@@ -81,8 +81,8 @@
 static const alloy__cpu_kernels avx2 = {
     "avx2",
     ALLOY_CPU_KERNEL_AVX2,
-    {MR, 16, KC, 120, 512, 120, 4},
-    {MR, 8, KC, 96, 256, 96, 2},
+    {MR, 16, KC, 120, 512, 120, 4, 0},
+    {MR, 8, KC, 96, 256, 96, 2, 0},
     ukr_f32,
     ukr_f64,
     NULL,
@@ -97,6 +97,8 @@ static const alloy__cpu_kernels avx2 = {
     axpy_f64,
     alloy__thin_f32_avx2,
     alloy__thin_f64_avx2,
+    NULL,
+    NULL,
     NULL,
     NULL,
 };

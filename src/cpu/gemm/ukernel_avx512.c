@@ -49,6 +49,25 @@
     while (k < kc)                                                                                 \
     KSTEP
 
+/* The panel kernel's k loop around its KSTEP: over the first 8 * MR steps, the next call's C
+ * micro-tile (c_next, the one below, or NULL) into L1, a line every fourth step (its two
+ * lines a row: 64 bytes of each of MR rows, twice); and with a `next` hint, kc * 16 bytes
+ * of it into L2, a line every fourth step, as in K_LOOP. Neither changes a result. */
+#define PANEL_LOOP                                                                                 \
+    for (; k + 4 <= kc;) {                                                                         \
+        if (c_next && k < 8 * MR) {                                                                \
+            const int64_t li = k / 4;                                                              \
+            _mm_prefetch((const char *)(c_next + (li >> 1) * ldc) + 64 * (li & 1), _MM_HINT_T0);   \
+        }                                                                                          \
+        if (pf) {                                                                                  \
+            _mm_prefetch(pf, _MM_HINT_T1);                                                         \
+            pf += 4 * ALLOY__UKR_PREFETCH_PER_K;                                                   \
+        }                                                                                          \
+        KSTEP KSTEP KSTEP KSTEP                                                                    \
+    }                                                                                              \
+    while (k < kc)                                                                                 \
+    KSTEP
+
 /* the first n (< L) lanes of the skinny kernel's leftover columns, nothing past them
  * touched */
 #define VLOADN(p, n) VMLOADZ((M)((1u << (n)) - 1), p)
@@ -67,6 +86,7 @@
 #define VSET1 _mm512_set1_ps
 #define VZERO _mm512_setzero_ps
 #define VFMA _mm512_fmadd_ps
+#define VSTORE1(p, v) _mm_store_ss(p, _mm512_castps512_ps128(v))
 #include "ukernel_avx512.inc"
 #define SFMA fmaf
 #include "skinny.inc"
@@ -83,6 +103,7 @@
 #undef VSET1
 #undef VZERO
 #undef VFMA
+#undef VSTORE1
 #undef SFMA
 
 #define T double
@@ -98,6 +119,7 @@
 #define VSET1 _mm512_set1_pd
 #define VZERO _mm512_setzero_pd
 #define VFMA _mm512_fmadd_pd
+#define VSTORE1(p, v) _mm_store_sd(p, _mm512_castpd512_pd128(v))
 #include "ukernel_avx512.inc"
 #define SFMA fma
 #include "skinny.inc"
@@ -114,6 +136,7 @@
 #undef VSET1
 #undef VZERO
 #undef VFMA
+#undef VSTORE1
 #undef SFMA
 
 #undef VLOADN
@@ -122,8 +145,8 @@
 static const alloy__cpu_kernels avx512 = {
     "avx512",
     ALLOY_CPU_KERNEL_AVX512,
-    {MR, 32, KC, 144, 512, 144, 8},
-    {MR, 16, KC, 144, 256, 144, 4},
+    {MR, 32, KC, 144, 512, 144, 8, 2048},
+    {MR, 16, KC, 144, 256, 144, 4, 1024},
     ukr_f32,
     ukr_f64,
     ukr_half_f32,
@@ -140,6 +163,8 @@ static const alloy__cpu_kernels avx512 = {
     alloy__thin_f64_avx512,
     alloy__lu_leaf_f32_avx512,
     alloy__lu_leaf_f64_avx512,
+    ukr_panel_f32,
+    ukr_panel_f64,
 };
 
 const alloy__cpu_kernels *alloy__cpu_kernels_avx512(void) { return &avx512; }
