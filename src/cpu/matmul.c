@@ -77,9 +77,8 @@ static void fit(const alloy__cpu_device *cd, const alloy__matmul_op *mm, matmul_
                                                   (double)(mm->k > 0 ? mm->k : 1) *
                                                   (double)mm->batch.count);
     if (!x->skinny) {
-        x->tiling = alloy__gemm_plan(cd->kernels, is_f64(mm), mm->m, mm->n,
-                                     alloy__cpu_tiles_wanted(workers, mm->batch.count, WANT_TILES),
-                                     panel(cd, mm, x));
+        const int64_t want = alloy__cpu_tiles_wanted(workers, mm->batch.count, WANT_TILES);
+        x->tiling = alloy__gemm_plan(cd->kernels, is_f64(mm), mm->m, mm->n, want, panel(cd, mm, x));
         /* A tail of rows of at most a quarter of a tile joins the last row tile instead
          * of being tiles of its own, which would stream whole B blocks for a few rows and
          * could not prefetch all of the next one (2048 = 14 x 144 + 32: +0.4-0.7%; 1024
@@ -88,6 +87,14 @@ static void fit(const alloy__cpu_device *cd, const alloy__matmul_op *mm, matmul_
         const int64_t tail = mm->m - (x->tiling.tiles_m - 1) * x->tiling.mt;
         if (x->nsplit == 1 && x->tiling.tiles_m >= 2 && tail <= x->tiling.mt / 4)
             x->tiling.tiles_m--;
+        /* and if that leaves fewer tiles than wanted, the tiles are narrowed as the plan
+         * would have (1024 on 2 workers: 8 row tiles of 1024 columns became 7, which two
+         * workers share 4 and 3: 1.72x one worker's speed, against 1.95x for 14 tiles) */
+        const int64_t nr = is_f64(mm) ? cd->kernels->f64.nr : cd->kernels->f32.nr;
+        while (x->tiling.tiles_m * x->tiling.tiles_n < want && x->tiling.nt > 4 * nr) {
+            x->tiling.nt = (x->tiling.nt / 2 + nr - 1) / nr * nr;
+            x->tiling.tiles_n = (mm->n + x->tiling.nt - 1) / x->tiling.nt;
+        }
         x->tiles = x->tiling.tiles_m * x->tiling.tiles_n;
     }
     const int64_t total = x->tiles * mm->batch.count;
