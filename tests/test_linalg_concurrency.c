@@ -649,8 +649,11 @@ static void lu_edge_run(alloy_device *dev, alloy_dtype dt, int64_t m, int64_t n,
 
 TEST(kernels_bitwise_lu_edges)
 {
-    static const int64_t shapes[][2] = {{1, 1},   {5, 3},   {3, 5},    {40, 16},   {40, 17},
-                                        {100, 7}, {33, 15}, {300, 64}, {257, 129}, {600, 96}};
+    /* 800 x 800: trailing updates 512 columns wide, which take the panel kernel (f32; the
+     * f64 updates are at most 256 columns wide) */
+    static const int64_t shapes[][2] = {{1, 1},     {5, 3},    {3, 5},    {40, 16},
+                                        {40, 17},   {100, 7},  {33, 15},  {300, 64},
+                                        {257, 129}, {600, 96}, {800, 800}};
     static const alloy_cpu_kernel ks[2] = {ALLOY_CPU_KERNEL_AVX2, ALLOY_CPU_KERNEL_AVX512};
     alloy_device *ref = open_device(1, ALLOY_CPU_KERNEL_PORTABLE, NULL);
     alloy_device *devs[2];
@@ -669,6 +672,8 @@ TEST(kernels_bitwise_lu_edges)
             for (int pat = 0; pat < LU_EDGE_COUNT; pat++) {
                 const alloy_dtype dt = di ? ALLOY_F64 : ALLOY_F32;
                 const int64_t m = shapes[s][0], n = shapes[s][1], mn = m < n ? m : n;
+                if (m == 800 && (di || pat % 2))
+                    continue; /* f32 only, the zero column and the subnormals: time */
                 const size_t bytes = (size_t)(m * n) * (di ? 8 : 4);
                 void *a0 = test_malloc(bytes), *want = test_malloc(bytes),
                      *got = test_malloc(bytes);

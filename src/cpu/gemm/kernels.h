@@ -97,15 +97,16 @@ int64_t alloy__lu_leaf_f64_avx512(double *a, int64_t lda, int64_t m, int64_t n, 
  * values share one or two lines streamed from L2 (48 bytes a step at MR 12 f32, against
  * the 128 of a B sliver's step: the B sliver stays in L1 and the A slivers stream past it,
  * the reverse of the microkernel's order). With lda != 0 it is a[i * lda + k], A read in
- * place, and the kernel also writes the k-major copy to a_copy. c_next (the next call's C
- * micro-tile, or NULL) and next (kc * ALLOY__UKR_PREFETCH_PER_K bytes for L2, or NULL) are
+ * place, and the kernel also writes the k-major copy to a_copy; with negate, both what it
+ * multiplies and the copy are -A(i, k) (exact, as when the solvers pack -A). c_next (the next
+ * call's C micro-tile, or NULL) and next (kc * ALLOY__UKR_PREFETCH_PER_K bytes for L2, or NULL) are
  * prefetch hints with no effect on the result. */
 typedef void (*alloy__ukr_panel_f32)(int64_t kc, const float *a, int64_t lda, float *a_copy,
-                                     const float *b, float *c, int64_t ldc, int accumulate,
-                                     const float *c_next, const void *next);
+                                     int negate, const float *b, float *c, int64_t ldc,
+                                     int accumulate, const float *c_next, const void *next);
 typedef void (*alloy__ukr_panel_f64)(int64_t kc, const double *a, int64_t lda, double *a_copy,
-                                     const double *b, double *c, int64_t ldc, int accumulate,
-                                     const double *c_next, const void *next);
+                                     int negate, const double *b, double *c, int64_t ldc,
+                                     int accumulate, const double *c_next, const void *next);
 
 typedef struct alloy__gemm_blocking {
     int mr, nr; /* microkernel tile */
