@@ -836,6 +836,81 @@ TEST(matmul_kernels_bitwise)
     ref_conv_free(&conv);
 }
 
+/* An A whose rows all alias one row (row stride 0, a broadcast input) through the shapes
+ * the panel kernel takes (whole, and 512 columns at a time): that kernel reads such an A
+ * in place like any other, and its copy of A must be of every row, not the first row's
+ * values taken for k-major ones. Each element against its FMA chain, one worker (the
+ * widest tiles), f32 and f64. */
+TEST(matmul_broadcast_a_rows)
+{
+    alloy_device *dev = test_cpu_device(1);
+    alloy_queue *q = test_queue(dev);
+    const int64_t shapes[][3] = {{190, 520, 257}, {13, 600, 260}};
+    for (int f64 = 0; f64 < 2; f64++)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            const int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+            const size_t es = f64 ? 8 : 4;
+            const alloy_dtype t = f64 ? ALLOY_F64 : ALLOY_F32;
+            alloy_buffer *ab = test_buffer(dev, (size_t)K * es);
+            alloy_buffer *bb = test_buffer(dev, (size_t)(K * N) * es);
+            alloy_buffer *cb = test_buffer(dev, (size_t)(M * N) * es);
+            unsigned char *av = alloy_buffer_contents(ab), *bv = alloy_buffer_contents(bb);
+            for (int64_t k = 0; k < K; k++) {
+                const double v = (double)(k % 7) * 0.25 - 0.5;
+                if (f64)
+                    ((double *)(void *)av)[k] = v;
+                else
+                    ((float *)(void *)av)[k] = (float)v;
+            }
+            for (int64_t i = 0; i < K * N; i++) {
+                const double v = (double)(i % 11) * 0.125 - 0.6;
+                if (f64)
+                    ((double *)(void *)bv)[i] = v;
+                else
+                    ((float *)(void *)bv)[i] = (float)v;
+            }
+            const int64_t sa[2] = {M, K}, sta[2] = {0, 1}, sb[2] = {K, N}, sc[2] = {M, N};
+            alloy_array a = alloy_array_strided(ab, 0, t, 2, sa, sta);
+            alloy_array b = alloy_array_contiguous(bb, 0, t, 2, sb);
+            alloy_array c = alloy_array_contiguous(cb, 0, t, 2, sc);
+            alloy_matmul_desc md = alloy_matmul_desc_default();
+            alloy_cmdbuf *cmd = test_cmdbuf(q);
+            ASSERT_OK(alloy_encode_matmul(cmd, &md, &a, &b, NULL, &c));
+            test_commit_wait(cmd);
+            const unsigned char *got = alloy_buffer_contents(cb);
+            for (int64_t j = 0; j < N; j++) {
+                /* every row of C is the one row's product */
+                double want;
+                if (f64) {
+                    double acc = 0;
+                    for (int64_t k = 0; k < K; k++)
+                        acc =
+                            fma(((double *)(void *)av)[k], ((double *)(void *)bv)[k * N + j], acc);
+                    want = acc;
+                } else {
+                    float acc = 0;
+                    for (int64_t k = 0; k < K; k++)
+                        acc = fmaf(((float *)(void *)av)[k], ((float *)(void *)bv)[k * N + j], acc);
+                    want = acc;
+                }
+                for (int64_t i = 0; i < M; i++) {
+                    const double g = f64 ? ((const double *)(const void *)got)[i * N + j]
+                                         : ((const float *)(const void *)got)[i * N + j];
+                    if (g != want)
+                        FAIL_AT("%s %lldx%lldx%lld, A rows broadcast: c[%lld][%lld] = %.9g, "
+                                "the FMA chain gives %.9g",
+                                f64 ? "f64" : "f32", (long long)M, (long long)N, (long long)K,
+                                (long long)i, (long long)j, g, want);
+                }
+            }
+            ASSERT_OK(alloy_buffer_destroy(ab));
+            ASSERT_OK(alloy_buffer_destroy(bb));
+            ASSERT_OK(alloy_buffer_destroy(cb));
+        }
+    ASSERT_OK(alloy_queue_destroy(q));
+    ASSERT_OK(alloy_device_close(dev));
+}
+
 /* ---------------------------------------------------------------- bad inputs */
 
 TEST(matmul_bad_inputs)
@@ -1108,6 +1183,7 @@ TEST_LIST{
     TEST_ENTRY(matmul_bias_dtypes),
     TEST_ENTRY(matmul_half_precision),
     TEST_ENTRY(matmul_kernels_bitwise),
+    TEST_ENTRY(matmul_broadcast_a_rows),
     TEST_ENTRY(matmul_bad_inputs),
     TEST_ENTRY(matmul_direct_edges),
     /* last: it exposes a crash (SIGFPE) in this build; see the report */

@@ -92,15 +92,16 @@ int64_t alloy__lu_leaf_f64_avx512(double *a, int64_t lda, int64_t m, int64_t n, 
 /* The panel kernel, for large products whose A is row-major in the compute type:
  *   C[i * ldc + j] = (accumulate ? C[i * ldc + j] : 0)
  *                    + sum over k = 0 .. kc-1, in that order, of A(i, k) * b[k*NR + j]
- * for i < MR, j < NR, each step one FMA (the microkernel's chains, so the same bits), C in
- * place. A(i, k) is a[k * MR + i] when lda is 0: A's sliver k-major, so that a step's MR
- * values share one or two lines streamed from L2 (48 bytes a step at MR 12 f32, against
- * the 128 of a B sliver's step: the B sliver stays in L1 and the A slivers stream past it,
- * the reverse of the microkernel's order). With lda != 0 it is a[i * lda + k], A read in
- * place, and the kernel also writes the k-major copy to a_copy; with negate, both what it
- * multiplies and the copy are -A(i, k) (exact, as when the solvers pack -A). c_next (the next
- * call's C micro-tile, or NULL) and next (kc * ALLOY__UKR_PREFETCH_PER_K bytes for L2, or NULL) are
- * prefetch hints with no effect on the result. */
+ * for i < MR, j < NR, each step one FMA (the microkernel's chains, so the same bits), C
+ * in place. With a_copy NULL, A(i, k) is a[k * MR + i] (lda unused): A's sliver k-major,
+ * so that a step's MR values share one or two lines streamed from L2 (48 bytes a step at
+ * MR 12 f32, against the 128 of a B sliver's step: the B sliver stays in L1 and the A
+ * slivers stream past it, the reverse of the microkernel's order). With a_copy, A(i, k)
+ * is a[i * lda + k], A read in place (any lda, 0 too: broadcast rows), and the kernel
+ * also writes the k-major copy to a_copy. With negate (only with a_copy), both what it
+ * multiplies and the copy are -A(i, k): exact, as when the solvers pack -A. c_next (the
+ * next call's C micro-tile, or NULL) and next (kc * ALLOY__UKR_PREFETCH_PER_K bytes for
+ * L2, or NULL) are prefetch hints with no effect on the result. */
 typedef void (*alloy__ukr_panel_f32)(int64_t kc, const float *a, int64_t lda, float *a_copy,
                                      int negate, const float *b, float *c, int64_t ldc,
                                      int accumulate, const float *c_next, const void *next);
