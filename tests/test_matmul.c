@@ -722,10 +722,7 @@ TEST(matmul_kernels_bitwise)
         alloy_device_desc d = alloy_device_desc_default();
         d.backend = ALLOY_BACKEND_CPU;
         d.cpu_kernel = ks[ki];
-        /* one worker: the widest tiles, which the panel kernel's shapes need (on more
-         * workers they are cut into narrower tiles; how changes no bits) */
-        d.cpu_workers = 1;
-        alloy_device *dev = NULL;
+        alloy_device *dev = NULL, *dev1 = NULL;
         alloy_status st = alloy_device_open(&d, &dev);
         if (st == ALLOY_ERR_UNSUPPORTED) {
             fprintf(stderr, "  (kernel %s: not on this CPU, skipped)\n", kn[ki]);
@@ -733,100 +730,109 @@ TEST(matmul_kernels_bitwise)
         }
         ASSERT_OK(st);
         kernels_run++;
-        mm_ctx x = mm_ctx_new(dev, seed);
+        /* the panel kernel's shapes on one worker too: the widest tiles (on more workers
+         * they are cut narrower; how changes no bits) */
+        d.cpu_workers = 1;
+        ASSERT_OK(alloy_device_open(&d, &dev1));
+        mm_ctx xall = mm_ctx_new(dev, seed), xone = mm_ctx_new(dev1, seed);
         for (int s = 0; s < NS; s++)
-            for (int ci = 0; ci < 5; ci++) {
-                if (s >= 26 && ci >= 2)
-                    continue; /* the panel kernel's shapes: an A in the compute type only */
-                x.index = s * 10 + ci;
-                /* the same inputs for every kernel: the rng restarts per problem */
-                test_rng r = {seed + (uint64_t)(s * 10 + ci)};
-                int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
-                alloy_buffer *ab, *bb, *cbuf, *biasb;
-                alloy_array a =
-                    make_matrix(&x, &r, kc[ci].in, 0, NULL, M, K, s % 2 ? L_TRANS : L_ROW, 0, &ab);
-                alloy_array b = make_matrix(&x, &r, kc[ci].in, 0, NULL, K, N,
-                                            s % 3 || M <= 4 ? L_ROW : L_COLSTRIDE, 0, &bb);
-                alloy_array c = make_matrix(&x, &r, kc[ci].out, 0, NULL, M, N, L_ROW, 0, &cbuf);
-                fill_view(&x, &r, &a);
-                fill_view(&x, &r, &b);
-                biasb = test_buffer(dev, (size_t)N * 4);
-                alloy_array bias = alloy_array_contiguous(biasb, 0, ALLOY_F16, 1, &N);
-                fill_view(&x, &r, &bias);
-                size_t cbytes = (size_t)(M * N) * alloy_dtype_size(c.dtype);
-                for (int pass = 0; pass < 2; pass++) {
-                    alloy_matmul_desc md = alloy_matmul_desc_default();
-                    if (pass == 1) {
-                        md.alpha = 0.75;
-                        md.beta = -0.5;
-                        fill_view(&x, &r, &c);
-                    }
-                    alloy_cmdbuf *cb = test_cmdbuf(x.q);
-                    ASSERT_OK(alloy_encode_matmul(cb, &md, &a, &b, pass ? &bias : NULL, &c));
-                    test_commit_wait(cb);
-                    const unsigned char *got = alloy_buffer_contents(cbuf);
-                    got += c.offset;
-                    if (pass == 0) {
-                        /* the FMA chain, in the accumulation type */
-                        int64_t idx[2];
-                        for (int64_t i = 0; i < M; i++)
-                            for (int64_t j = 0; j < N; j++) {
-                                unsigned char want[8];
-                                if (kc[ci].in == ALLOY_F64) {
-                                    double acc = 0;
-                                    for (int64_t k = 0; k < K; k++) {
-                                        idx[0] = i, idx[1] = k;
-                                        double av = ref_load(a.dtype, view_ptr(&a, idx));
-                                        idx[0] = k, idx[1] = j;
-                                        double bv = ref_load(b.dtype, view_ptr(&b, idx));
-                                        acc = fma(av, bv, acc);
+            for (int ci = 0; ci < 5; ci++)
+                for (int one = 0; one < 1 + (s >= 26); one++) {
+                    if (s >= 26 && ci >= 2)
+                        continue; /* the panel kernel's shapes: an A in the compute type only */
+                    mm_ctx *xp = one ? &xone : &xall;
+                    xp->index = s * 10 + ci;
+                    /* the same inputs for every kernel: the rng restarts per problem */
+                    test_rng r = {seed + (uint64_t)(s * 10 + ci)};
+                    int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+                    alloy_buffer *ab, *bb, *cbuf, *biasb;
+                    alloy_array a = make_matrix(xp, &r, kc[ci].in, 0, NULL, M, K,
+                                                s % 2 ? L_TRANS : L_ROW, 0, &ab);
+                    alloy_array b = make_matrix(xp, &r, kc[ci].in, 0, NULL, K, N,
+                                                s % 3 || M <= 4 ? L_ROW : L_COLSTRIDE, 0, &bb);
+                    alloy_array c = make_matrix(xp, &r, kc[ci].out, 0, NULL, M, N, L_ROW, 0, &cbuf);
+                    fill_view(xp, &r, &a);
+                    fill_view(xp, &r, &b);
+                    biasb = test_buffer(one ? dev1 : dev, (size_t)N * 4);
+                    alloy_array bias = alloy_array_contiguous(biasb, 0, ALLOY_F16, 1, &N);
+                    fill_view(xp, &r, &bias);
+                    size_t cbytes = (size_t)(M * N) * alloy_dtype_size(c.dtype);
+                    for (int pass = 0; pass < 2; pass++) {
+                        alloy_matmul_desc md = alloy_matmul_desc_default();
+                        if (pass == 1) {
+                            md.alpha = 0.75;
+                            md.beta = -0.5;
+                            fill_view(xp, &r, &c);
+                        }
+                        alloy_cmdbuf *cb = test_cmdbuf(xp->q);
+                        ASSERT_OK(alloy_encode_matmul(cb, &md, &a, &b, pass ? &bias : NULL, &c));
+                        test_commit_wait(cb);
+                        const unsigned char *got = alloy_buffer_contents(cbuf);
+                        got += c.offset;
+                        if (pass == 0) {
+                            /* the FMA chain, in the accumulation type */
+                            int64_t idx[2];
+                            for (int64_t i = 0; i < M; i++)
+                                for (int64_t j = 0; j < N; j++) {
+                                    unsigned char want[8];
+                                    if (kc[ci].in == ALLOY_F64) {
+                                        double acc = 0;
+                                        for (int64_t k = 0; k < K; k++) {
+                                            idx[0] = i, idx[1] = k;
+                                            double av = ref_load(a.dtype, view_ptr(&a, idx));
+                                            idx[0] = k, idx[1] = j;
+                                            double bv = ref_load(b.dtype, view_ptr(&b, idx));
+                                            acc = fma(av, bv, acc);
+                                        }
+                                        memcpy(want, &acc, 8);
+                                    } else {
+                                        float acc = 0;
+                                        for (int64_t k = 0; k < K; k++) {
+                                            idx[0] = i, idx[1] = k;
+                                            float av = (float)ref_load(a.dtype, view_ptr(&a, idx));
+                                            idx[0] = k, idx[1] = j;
+                                            float bv = (float)ref_load(b.dtype, view_ptr(&b, idx));
+                                            acc = fmaf(av, bv, acc);
+                                        }
+                                        ref_store(&conv, c.dtype, want, (double)acc);
                                     }
-                                    memcpy(want, &acc, 8);
-                                } else {
-                                    float acc = 0;
-                                    for (int64_t k = 0; k < K; k++) {
-                                        idx[0] = i, idx[1] = k;
-                                        float av = (float)ref_load(a.dtype, view_ptr(&a, idx));
-                                        idx[0] = k, idx[1] = j;
-                                        float bv = (float)ref_load(b.dtype, view_ptr(&b, idx));
-                                        acc = fmaf(av, bv, acc);
+                                    size_t es = alloy_dtype_size(c.dtype);
+                                    const unsigned char *g = got + (size_t)(i * N + j) * es;
+                                    if (memcmp(g, want, es) != 0) {
+                                        uint64_t gw = 0, ww = 0;
+                                        memcpy(&gw, g, es);
+                                        memcpy(&ww, want, es);
+                                        FAIL_AT("seed 0x%llx: kernel %s, %s->%s, M=%lld N=%lld "
+                                                "K=%lld: c[%lld][%lld] = 0x%llx, the FMA chain "
+                                                "gives 0x%llx",
+                                                (unsigned long long)seed, kn[ki],
+                                                dtype_name(kc[ci].in), dtype_name(kc[ci].out),
+                                                (long long)M, (long long)N, (long long)K,
+                                                (long long)i, (long long)j, (unsigned long long)gw,
+                                                (unsigned long long)ww);
                                     }
-                                    ref_store(&conv, c.dtype, want, (double)acc);
                                 }
-                                size_t es = alloy_dtype_size(c.dtype);
-                                const unsigned char *g = got + (size_t)(i * N + j) * es;
-                                if (memcmp(g, want, es) != 0) {
-                                    uint64_t gw = 0, ww = 0;
-                                    memcpy(&gw, g, es);
-                                    memcpy(&ww, want, es);
-                                    FAIL_AT("seed 0x%llx: kernel %s, %s->%s, M=%lld N=%lld "
-                                            "K=%lld: c[%lld][%lld] = 0x%llx, the FMA chain "
-                                            "gives 0x%llx",
-                                            (unsigned long long)seed, kn[ki], dtype_name(kc[ci].in),
-                                            dtype_name(kc[ci].out), (long long)M, (long long)N,
-                                            (long long)K, (long long)i, (long long)j,
-                                            (unsigned long long)gw, (unsigned long long)ww);
-                                }
-                            }
+                        }
+                        if (!first[s][ci][pass]) {
+                            first[s][ci][pass] = test_malloc(cbytes);
+                            memcpy(first[s][ci][pass], got, cbytes);
+                        } else if (memcmp(first[s][ci][pass], got, cbytes) != 0) {
+                            FAIL_AT("seed 0x%llx: kernel %s differs bitwise from the first kernel "
+                                    "(%s->%s, M=%lld N=%lld K=%lld, pass %d)",
+                                    (unsigned long long)seed, kn[ki], dtype_name(kc[ci].in),
+                                    dtype_name(kc[ci].out), (long long)M, (long long)N,
+                                    (long long)K, pass);
+                        }
                     }
-                    if (!first[s][ci][pass]) {
-                        first[s][ci][pass] = test_malloc(cbytes);
-                        memcpy(first[s][ci][pass], got, cbytes);
-                    } else if (memcmp(first[s][ci][pass], got, cbytes) != 0) {
-                        FAIL_AT("seed 0x%llx: kernel %s differs bitwise from the first kernel "
-                                "(%s->%s, M=%lld N=%lld K=%lld, pass %d)",
-                                (unsigned long long)seed, kn[ki], dtype_name(kc[ci].in),
-                                dtype_name(kc[ci].out), (long long)M, (long long)N, (long long)K,
-                                pass);
-                    }
+                    ASSERT_OK(alloy_buffer_destroy(ab));
+                    ASSERT_OK(alloy_buffer_destroy(bb));
+                    ASSERT_OK(alloy_buffer_destroy(cbuf));
+                    ASSERT_OK(alloy_buffer_destroy(biasb));
                 }
-                ASSERT_OK(alloy_buffer_destroy(ab));
-                ASSERT_OK(alloy_buffer_destroy(bb));
-                ASSERT_OK(alloy_buffer_destroy(cbuf));
-                ASSERT_OK(alloy_buffer_destroy(biasb));
-            }
-        mm_ctx_free(&x);
+        mm_ctx_free(&xall);
+        mm_ctx_free(&xone);
         ASSERT_OK(alloy_device_close(dev));
+        ASSERT_OK(alloy_device_close(dev1));
     }
     ASSERT(kernels_run >= 1); /* portable runs everywhere */
     for (int s = 0; s < NS; s++)

@@ -209,8 +209,9 @@ static alloy_status matmul_begin(alloy__cpu_device *cd, alloy__cpu_queue *cq, al
     /* a row-major A the tiles would read in place: only when many column tiles read it */
     const int64_t min_reads_a =
         alloy__gemm_a_in_place(f64, &mm->a) ? ALLOY__GEMM_PACK_A_MIN_READS : 2;
-    /* (the panel kernel copies its A rows itself) */
-    const int want_a = reuse_a >= min_reads_a && !panel(cd, mm, x) &&
+    /* (the panel kernel copies its A rows itself: not for tiles that take it) */
+    const int panel_tiles = panel(cd, mm, x) && x->tiling.nt >= ALLOY__GEMM_PANEL_MIN_COLS;
+    const int want_a = reuse_a >= min_reads_a && !panel_tiles &&
                        (int64_t)x->packed_a_size <= MAX_PACKED / x->a_entries &&
                        x->a_entries * x->mblocks <= ALLOY__CPU_MAX_TASKS / 2;
     if (!want_b && !want_a)

@@ -63,7 +63,7 @@ int alloy__gemm_panel(const alloy__cpu_kernels *kt, int f64, const alloy__gemm_a
     const int has = f64 ? kt->ukr_panel_f64 != NULL : kt->ukr_panel_f32 != NULL;
     return has && blocking(kt, f64)->pw > 0 && g->k > 0 && g->alpha == 1.0 && g->beta == 0.0 &&
            !g->bias.addr && g->c.dtype == t && g->c.cs == 1 && alloy__gemm_a_in_place(f64, &g->a) &&
-           g->n > blocking(kt, f64)->thin;
+           g->n >= ALLOY__GEMM_PANEL_MIN_COLS;
 }
 
 int alloy__gemm_skinny_ok(const alloy__gemm_args *g, int f64)

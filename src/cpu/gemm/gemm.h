@@ -67,10 +67,17 @@ int alloy__gemm_thin(const alloy__cpu_kernels *kt, int f64, const alloy__gemm_ar
 
 /* Whether g's product takes the panel kernel (kernels.h) in its tiles: a table that has
  * one, C = A @ B into C itself (alpha 1, beta 0, no bias, C row-major in the compute
- * type), A row-major in the compute type (read in place), and more columns than the thin
- * kernel takes. Such tiles may be as wide as the blocking's pw (alloy__gemm_plan's
- * `panel`): each copies its A rows once per K block, so the wider the better. */
+ * type), A row-major in the compute type (read in place), and at least
+ * ALLOY__GEMM_PANEL_MIN_COLS columns. Such tiles may be as wide as the blocking's pw
+ * (alloy__gemm_plan's `panel`): each copies its A rows once per K block, so the wider the
+ * better; tiles narrower than ALLOY__GEMM_PANEL_MIN_COLS keep the microkernel. */
 int alloy__gemm_panel(const alloy__cpu_kernels *kt, int f64, const alloy__gemm_args *g);
+/* The narrowest tile the panel kernel takes. Narrower, the copy of A its first sliver's
+ * calls make is spread over too few others, and a B block small enough to stay in L2
+ * serves the microkernel's order well: 256^3 f32 (8 slivers) was 3-5% slower with the
+ * panel kernel, 384^3 the same, 512^3 5% faster; f64 at 256 and 300 columns (16 and 19
+ * slivers) 3-6% slower, at 512 3-5% faster. */
+#define ALLOY__GEMM_PANEL_MIN_COLS 512
 
 /* The skinny path: C[0:m, j0:j0+nt] for m <= 4, alpha != 0, k > 0 and a row-major B in
  * the compute type (cs == 1), nt <= ALLOY__SKINNY_COLS. Same bits as the tiled path. */
