@@ -51,18 +51,28 @@ typedef struct matmul_exec {
 
 static int is_f64(const alloy__matmul_op *mm) { return mm->c.dtype == ALLOY_F64; }
 
-/* Whether the tiles take the panel kernel (gemm.h), whose tiles are wide. Not with split K:
- * its sums hold a whole tile in scratch. */
-static int panel(const alloy__cpu_device *cd, const alloy__matmul_op *mm, const matmul_exec *x)
+/* The op as GEMM args, at batch entry 0 (what the path predicates look at: shapes,
+ * dtypes, strides and scalars, the same for every entry). */
+static alloy__gemm_args op_args(const alloy__matmul_op *mm)
 {
     alloy__gemm_args g = {0};
+    g.m = mm->m;
     g.n = mm->n;
     g.k = mm->k;
     g.a = mm->a;
+    g.b = mm->b;
     g.c = mm->c;
     g.bias = mm->bias;
     g.alpha = mm->alpha;
     g.beta = mm->beta;
+    return g;
+}
+
+/* Whether the tiles take the panel kernel (gemm.h), whose tiles are wide. Not with split K:
+ * its sums hold a whole tile in scratch. */
+static int panel(const alloy__cpu_device *cd, const alloy__matmul_op *mm, const matmul_exec *x)
+{
+    const alloy__gemm_args g = op_args(mm);
     return x->nsplit == 1 && !x->skinny && alloy__gemm_panel(cd->kernels, is_f64(mm), &g);
 }
 
@@ -110,11 +120,7 @@ static alloy_status matmul_check(const alloy__cpu_device *cd, alloy__op *op)
     matmul_exec *x = (matmul_exec *)op->exec;
     int64_t want =
         mm->batch.count >= WANT_TILES || mm->batch.count == 0 ? 1 : WANT_TILES / mm->batch.count;
-    alloy__gemm_args g = {0};
-    g.m = mm->m;
-    g.k = mm->k;
-    g.b = mm->b;
-    g.alpha = mm->alpha;
+    const alloy__gemm_args g = op_args(mm);
     x->skinny = alloy__gemm_skinny_ok(&g, is_f64(mm));
     if (x->skinny) {
         x->tiling.mt = mm->m;
@@ -184,11 +190,7 @@ static alloy_status matmul_begin(alloy__cpu_device *cd, alloy__cpu_queue *cq, al
     if (x->ntasks == 0 || mm->alpha == 0.0 || mm->k == 0 || x->skinny)
         return ALLOY_OK;
     const int f64 = is_f64(mm);
-    alloy__gemm_args g = {0};
-    g.k = mm->k;
-    g.a = mm->a;
-    g.b = mm->b;
-    g.alpha = mm->alpha;
+    const alloy__gemm_args g = op_args(mm);
     if (alloy__gemm_thin(cd->kernels, f64, &g, mm->n))
         return ALLOY_OK; /* every tile takes the thin kernel, which reads A and B in place */
     const alloy__gemm_blocking *bk = f64 ? &cd->kernels->f64 : &cd->kernels->f32;
@@ -306,18 +308,10 @@ static void entry_args(const alloy__matmul_op *mm, const matmul_exec *x, int64_t
     int64_t im = r / x->tiling.tiles_n, jn = r % x->tiling.tiles_n;
     int64_t off[3];
     alloy__batch_offsets(&mm->batch, b, 3, off);
-    g->m = mm->m;
-    g->n = mm->n;
-    g->k = mm->k;
-    g->a = mm->a;
-    g->b = mm->b;
-    g->c = mm->c;
+    *g = op_args(mm);
     g->a.addr += (uint64_t)off[0] * alloy_dtype_size(mm->a.dtype);
     g->b.addr += (uint64_t)off[1] * alloy_dtype_size(mm->b.dtype);
     g->c.addr += (uint64_t)off[2] * alloy_dtype_size(mm->c.dtype);
-    g->bias = mm->bias;
-    g->alpha = mm->alpha;
-    g->beta = mm->beta;
     *i0 = im * x->tiling.mt;
     *j0 = jn * x->tiling.nt;
     *mt = im == x->tiling.tiles_m - 1 ? mm->m - *i0 : x->tiling.mt; /* the last: the rest */

@@ -103,8 +103,9 @@ void alloy__gemm_ksplit_finish_f64(const alloy__gemm_args *g, const void *parts,
 /* In-place product update for the blocked solvers: C (row-major T, leading dimension ldc)
  *   C[0:mt, 0:nt] (+/-)= A[0:mt, 0:k] @ B[0:k, 0:nt]
  * each element one FMA chain starting from C's value, in k order (negate packs -A, which
- * is exact). The _all form covers any m x n serially, tile by tile. a and b may have any
- * strides and dtype equal to T's. */
+ * is exact); nt at most the blocking's nc, mt any (MC rows at a time, each packed B block
+ * swept by all of them). The _all form covers any m x n serially, tile by tile. a and b
+ * may have any strides and dtype equal to T's. */
 void alloy__gemm_update_f32(const alloy__cpu_kernels *kt, const alloy__mat *a, const alloy__mat *b,
                             float *c, int64_t ldc, int64_t mt, int64_t nt, int64_t k, int negate,
                             void *scratch);
