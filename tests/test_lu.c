@@ -354,6 +354,19 @@ TEST(factor_empty_and_1x1)
                 c.bshape[1] = 0;
                 run_factor(&x, &r, &c);
             }
+    /* Empty batches of matrices large enough that each entry's panel would be factored in
+     * a padded copy: the copy's workspace is sized per entry, never divided by the count. */
+    for (int di = 0; di < 2; di++) {
+        factor_case c = fcase(dts[di], 300, 300, LAY_ROW, GEN_RANDOM, 0);
+        c.br = 1;
+        c.bshape[0] = 0;
+        run_factor(&x, &r, &c);
+        c = fcase(dts[di], 2000, 40, LAY_COL, GEN_RANDOM, 0);
+        c.br = 2;
+        c.bshape[0] = 3;
+        c.bshape[1] = 0;
+        run_factor(&x, &r, &c);
+    }
     /* 1x1 zero: info 1, pivot 1, the zero stays */
     for (int di = 0; di < 2; di++) {
         factor_case c = fcase(dts[di], 1, 1, LAY_ROW, GEN_ZERO, 0);

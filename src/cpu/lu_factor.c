@@ -86,7 +86,8 @@ static alloy_status lu_begin(alloy__cpu_device *cd, alloy__cpu_queue *cq, alloy_
     const size_t es = e->x.esize;
     e->panel_ld = e->nb + (int64_t)(64 / es);
     const uint64_t per = (uint64_t)lu->m * (uint64_t)e->panel_ld * es;
-    if ((uint64_t)lu->m * (uint64_t)e->nb * es >= PANEL_COPY_MIN &&
+    /* An empty batch has no panels to copy (and must not divide by its count). */
+    if (lu->batch.count > 0 && (uint64_t)lu->m * (uint64_t)e->nb * es >= PANEL_COPY_MIN &&
         per <= PANEL_COPY_MAX / (uint64_t)lu->batch.count) {
         const size_t wm = alloy__workmat_bytes(&e->x);
         char *ws = alloy__cpu_workspace(cd, cq, wm + (size_t)(per * (uint64_t)lu->batch.count));
