@@ -5,7 +5,7 @@
  *   gemm_ratio [pairs] [shapes|scaling]  (default 7 pairs)
  * Run OpenBLAS with OPENBLAS_CORETYPE=SkylakeX on these machines (see docs/benchmarks.md);
  * OpenBLAS is limited to one thread here. Cases: sgemm n = 256, 1024, 2048, dgetrf and
- * sgetrf n = 1024, 2048 (LAPACKE), strsm (left, lower) 1024 x 256 and 2048 x 2048; with
+ * sgetrf n = 1024, 2048 (LAPACKE), strsm and dtrsm (left, lower) 1024 x 256 and 2048 x 2048; with
  * `shapes`, skinny and small sgemm shapes instead; with `scaling`, alloy alone: one worker
  * against all of them on sgemm 64, 128, 256, 1024, 2048 (the ratio is the speedup). Results are
  * checked once against OpenBLAS's (scaling: the two devices' bits against each other). */
@@ -263,17 +263,18 @@ static int getrf_case(ctx *c, int n, alloy_dtype dt, int pairs)
     return bad;
 }
 
-/* One strsm row: X = L^-1 B for a lower-triangular m x m L and B m x n, left side. */
-static int strsm_case(ctx *c, int m, int n, int pairs)
+/* One trsm row (strsm, or dtrsm for f64): X = L^-1 B for a lower-triangular m x m L and
+ * B m x n, left side. */
+static int trsm_case(ctx *c, int f64, int m, int n, int pairs)
 {
-    const size_t as = sizeof(float) * (size_t)m * (size_t)m,
-                 bs = sizeof(float) * (size_t)m * (size_t)n;
+    const size_t es = f64 ? sizeof(double) : sizeof(float);
+    const size_t as = es * (size_t)m * (size_t)m, bs = es * (size_t)m * (size_t)n;
     alloy_buffer *ba, *bb, *br;
     check(alloy_buffer_create(c->dev, as, ALLOY_MEMORY_HOST, &ba), "buf");
     check(alloy_buffer_create(c->dev, bs, ALLOY_MEMORY_HOST, &bb), "buf");
     check(alloy_buffer_create(c->dev, bs, ALLOY_MEMORY_HOST, &br), "buf");
-    float *a = alloy_buffer_contents(ba), *x = alloy_buffer_contents(bb);
-    float *ref = alloy_buffer_contents(br), *b0 = malloc(bs);
+    void *a = alloy_buffer_contents(ba), *x = alloy_buffer_contents(bb);
+    void *ref = alloy_buffer_contents(br), *b0 = malloc(bs);
     if (!b0) {
         fprintf(stderr, "out of memory\n");
         exit(1);
@@ -282,13 +283,23 @@ static int strsm_case(ctx *c, int m, int n, int pairs)
     for (int i = 0; i < m; i++)
         for (int j = 0; j < m; j++) {
             double v = next_value(&seed);
-            a[(size_t)i * m + j] = i == j ? 2.0f : j < i ? (float)(v / m) : 0.0f;
+            v = i == j ? 2.0 : j < i ? v / m : 0.0;
+            if (f64)
+                ((double *)a)[(size_t)i * m + j] = v;
+            else
+                ((float *)a)[(size_t)i * m + j] = (float)v;
         }
-    for (size_t i = 0; i < (size_t)m * (size_t)n; i++)
-        b0[i] = (float)next_value(&seed);
+    for (size_t i = 0; i < (size_t)m * (size_t)n; i++) {
+        double v = next_value(&seed);
+        if (f64)
+            ((double *)b0)[i] = v;
+        else
+            ((float *)b0)[i] = (float)v;
+    }
     int64_t sa[2] = {m, m}, sb[2] = {m, n};
-    alloy_array A = alloy_array_contiguous(ba, 0, ALLOY_F32, 2, sa);
-    alloy_array X = alloy_array_contiguous(bb, 0, ALLOY_F32, 2, sb);
+    const alloy_dtype t = f64 ? ALLOY_F64 : ALLOY_F32;
+    alloy_array A = alloy_array_contiguous(ba, 0, t, 2, sa);
+    alloy_array X = alloy_array_contiguous(bb, 0, t, 2, sb);
     alloy_triangular_desc d = alloy_triangular_desc_default();
     d.side = ALLOY_LEFT;
     d.uplo = ALLOY_LOWER;
@@ -303,8 +314,8 @@ static int strsm_case(ctx *c, int m, int n, int pairs)
             double t0 = now();
             check(alloy_cmdbuf_commit(cb), "commit");
             check(alloy_cmdbuf_wait(cb), "wait");
-            double t = now() - t0;
-            best = t < best ? t : best;
+            double el = now() - t0;
+            best = el < best ? el : best;
             alloy_cmdbuf_destroy(cb);
         }
         ra[p] = best;
@@ -312,20 +323,29 @@ static int strsm_case(ctx *c, int m, int n, int pairs)
         for (int r = 0; r < 3; r++) {
             memcpy(ref, b0, bs);
             double t0 = now();
-            cblas_strsm(CblasRowMajor, CblasLeft, CblasLower, CblasNoTrans, CblasNonUnit, m, n,
-                        1.0f, a, m, ref, n);
-            double t = now() - t0;
-            best = t < best ? t : best;
+            if (f64)
+                cblas_dtrsm(CblasRowMajor, CblasLeft, CblasLower, CblasNoTrans, CblasNonUnit, m, n,
+                            1.0, a, m, ref, n);
+            else
+                cblas_strsm(CblasRowMajor, CblasLeft, CblasLower, CblasNoTrans, CblasNonUnit, m, n,
+                            1.0f, a, m, ref, n);
+            double el = now() - t0;
+            best = el < best ? el : best;
         }
         rb[p] = best;
     }
-    double scale;
-    double err = max_diff(x, ref, (size_t)m * (size_t)n, &scale);
-    int bad = err > 1e-4 * scale * sqrt((double)m);
-    if (bad)
-        fprintf(stderr, "strsm %dx%d: alloy differs from OpenBLAS by %g\n", m, n, err);
+    double err = 0, scale = 0;
+    for (size_t i = 0; i < (size_t)m * (size_t)n; i++) {
+        double got = f64 ? ((double *)x)[i] : ((float *)x)[i];
+        double want = f64 ? ((double *)ref)[i] : ((float *)ref)[i];
+        err = fmax(err, fabs(got - want));
+        scale = fmax(scale, fabs(want));
+    }
+    int bad = err > (f64 ? 1e-12 : 1e-4) * scale * sqrt((double)m);
     char name[48];
-    snprintf(name, sizeof name, "strsm %dx%d", m, n);
+    snprintf(name, sizeof name, "%ctrsm %dx%d", f64 ? 'd' : 's', m, n);
+    if (bad)
+        fprintf(stderr, "%s: alloy differs from OpenBLAS by %g\n", name, err);
     report(name, (double)m * m * n, ra, rb, pairs);
     free(b0);
     alloy_buffer_destroy(ba);
@@ -443,8 +463,9 @@ int main(int argc, char **argv)
     for (int si = 0; si < 2; si++)
         if (getrf_case(&c, lsizes[si], ALLOY_F32, pairs))
             return 1;
-    if (strsm_case(&c, 1024, 256, pairs) || strsm_case(&c, 2048, 2048, pairs))
-        return 1;
+    for (int f64 = 0; f64 < 2; f64++)
+        if (trsm_case(&c, f64, 1024, 256, pairs) || trsm_case(&c, f64, 2048, 2048, pairs))
+            return 1;
     alloy_queue_destroy(c.q);
     alloy_device_close(c.dev);
     return 0;

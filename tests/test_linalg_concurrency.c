@@ -707,15 +707,16 @@ TEST(kernels_bitwise_lu_edges)
 }
 
 /* Solves wide enough to be cut into column blocks of different widths for 1, 2 and 3
- * workers (alloy__col_blocks_plan: a 128 x 128 triangle with 1024 right-hand sides is
- * solved in blocks of 512, 256 and 128 columns; lu_solve with n 128 and 1000 of them, in
- * blocks of 512, 256 and 128): the same bits on every device, and a small residual, so
- * the comparison is of solutions. */
-static void wide_solve(alloy_device *dev, int lu, int64_t n, int64_t nrhs, const void *a,
+ * workers (alloy__col_blocks_plan: 1024 right-hand sides are solved in blocks of 512, 256
+ * and 128 columns, 1000 in blocks of 512 and 488, 256 and 128): the same bits on every
+ * device, and a small residual, so the comparison is of solutions. A 512-column block's
+ * updates take the panel kernel (f64 at a shorter K block), narrower ones the
+ * microkernel's sweep: the same FMA chains either way. */
+static void wide_solve(alloy_device *dev, int lu, int f64, int64_t n, int64_t nrhs, const void *a,
                        const void *b, void *x)
 {
-    const alloy_dtype dt = lu ? ALLOY_F64 : ALLOY_F32;
-    const size_t es = lu ? 8 : 4;
+    const alloy_dtype dt = f64 ? ALLOY_F64 : ALLOY_F32;
+    const size_t es = f64 ? 8 : 4;
     alloy_queue *q = test_queue(dev);
     alloy_buffer *ba, *bx, *bp, *bi;
     ASSERT_OK(alloy_buffer_create(dev, (size_t)(n * n) * es, ALLOY_MEMORY_HOST, &ba));
@@ -767,9 +768,10 @@ static double get(const void *p, int f64, size_t i)
 TEST(column_blocks_bitwise)
 {
     test_rng r = {test_seed(0xc01b)};
-    for (int lu = 0; lu < 2; lu++) {
-        const int64_t n = 128, nrhs = lu ? 1000 : 1024;
-        const size_t es = lu ? 8 : 4, nb = (size_t)(n * nrhs);
+    for (int v = 0; v < 4; v++) {
+        const int lu = v >> 1, f64 = v & 1;
+        const int64_t n = lu ? 128 : 200, nrhs = lu ? 1000 : 1024;
+        const size_t es = f64 ? 8 : 4, nb = (size_t)(n * nrhs);
         double *ad = test_malloc(sizeof(double) * (size_t)(n * n));
         double *bd = test_malloc(sizeof(double) * nb);
         void *a = test_malloc(es * (size_t)(n * n)), *b = test_malloc(es * nb);
@@ -779,12 +781,12 @@ TEST(column_blocks_bitwise)
         for (size_t i = 0; i < nb; i++)
             bd[i] = rng_range(&r, 0, 2000) / 1000.0 - 1.0;
         for (int64_t i = 0; i < n * n; i++)
-            put(a, lu, (size_t)i, ad[i]);
+            put(a, f64, (size_t)i, ad[i]);
         for (size_t i = 0; i < nb; i++)
-            put(b, lu, i, bd[i]);
+            put(b, f64, i, bd[i]);
         for (int w = 1; w <= 3; w++) {
             alloy_device *dev = open_device(w, test_kernel_from_env(), NULL);
-            wide_solve(dev, lu, n, nrhs, a, b, x[w - 1]);
+            wide_solve(dev, lu, f64, n, nrhs, a, b, x[w - 1]);
             ASSERT_OK(alloy_device_close(dev));
         }
         ASSERT(memcmp(x[0], x[1], es * nb) == 0);
@@ -794,7 +796,7 @@ TEST(column_blocks_bitwise)
         for (int64_t i = 0; i < n * n; i++)
             anorm = fabs(ad[i]) > anorm ? fabs(ad[i]) : anorm;
         for (size_t i = 0; i < nb; i++) {
-            const double v = get(x[0], lu, i);
+            const double v = get(x[0], f64, i);
             xnorm = fabs(v) > xnorm ? fabs(v) : xnorm;
         }
         for (int64_t i = 0; i < n; i++)
@@ -803,16 +805,16 @@ TEST(column_blocks_bitwise)
                 for (int64_t k = 0; k < n; k++) {
                     if (!lu && k > i)
                         break; /* the lower triangle only */
-                    s += get(a, lu, (size_t)(i * n + k)) * get(x[0], lu, (size_t)(k * nrhs + j));
+                    s += get(a, f64, (size_t)(i * n + k)) * get(x[0], f64, (size_t)(k * nrhs + j));
                 }
                 worst = fabs(s) > worst ? fabs(s) : worst;
             }
-        const double eps = lu ? 0x1p-52 : 0x1p-23;
+        const double eps = f64 ? 0x1p-52 : 0x1p-23;
         const double resid = worst / (anorm * xnorm * (double)n * eps);
         fprintf(stderr,
-                "  %s %lldx%lld, %lld right-hand sides: 1, 2, 3 workers equal; residual %.3g\n",
-                lu ? "lu_solve f64" : "triangular_solve f32", (long long)n, (long long)n,
-                (long long)nrhs, resid);
+                "  %s %s %lldx%lld, %lld right-hand sides: 1, 2, 3 workers equal; residual %.3g\n",
+                lu ? "lu_solve" : "triangular_solve", f64 ? "f64" : "f32", (long long)n,
+                (long long)n, (long long)nrhs, resid);
         ASSERT(resid <= 10.0);
         for (int i = 0; i < 3; i++)
             free(x[i]);
