@@ -4,7 +4,7 @@
  * OpenBLAS time / alloy time (above 1: alloy faster) and its spread.
  *   gemm_ratio [pairs] [shapes|scaling]  (default 7 pairs)
  * Run OpenBLAS with OPENBLAS_CORETYPE=SkylakeX on these machines (see docs/benchmarks.md);
- * OpenBLAS is limited to one thread here. Cases: sgemm n = 256, 1024, 2048, dgetrf and
+ * OpenBLAS is limited to one thread here. Cases: sgemm and dgemm n = 256, 1024, 2048, dgetrf and
  * sgetrf n = 1024, 2048 (LAPACKE), strsm and dtrsm (left, lower) 1024 x 256 and 2048 x 2048; with
  * `shapes`, skinny and small sgemm shapes instead; with `scaling`, alloy alone: one worker
  * against all of them on sgemm 64, 128, 256, 1024, 2048 (the ratio is the speedup). Results are
@@ -52,14 +52,16 @@ static double next_value(unsigned *seed)
     return (double)((*seed >> 8) & 0xffff) / 65536.0 - 0.5;
 }
 
-/* Largest |got - want| over n floats; *scale: the largest |want|. */
-static double max_diff(const float *got, const float *want, size_t n, double *scale)
+/* Largest |got - want| over n floats (f64: doubles); *scale: the largest |want|. */
+static double max_diff(int f64, const void *got, const void *want, size_t n, double *scale)
 {
     double err = 0;
     *scale = 0;
     for (size_t i = 0; i < n; i++) {
-        err = fmax(err, fabs((double)got[i] - (double)want[i]));
-        *scale = fmax(*scale, fabs((double)want[i]));
+        double g = f64 ? ((const double *)got)[i] : ((const float *)got)[i];
+        double w = f64 ? ((const double *)want)[i] : ((const float *)want)[i];
+        err = fmax(err, fabs(g - w));
+        *scale = fmax(*scale, fabs(w));
     }
     return err;
 }
@@ -87,13 +89,14 @@ static int gemm_reps(int m, int n, int k)
     return r < 3 ? 3 : r > 200 ? 200 : r;
 }
 
-static double run_alloy_gemm(ctx *c, alloy_buffer *ba, alloy_buffer *bb, alloy_buffer *bc, int m,
-                             int n, int k)
+static double run_alloy_gemm(ctx *c, int f64, alloy_buffer *ba, alloy_buffer *bb, alloy_buffer *bc,
+                             int m, int n, int k)
 {
     int64_t sa[2] = {m, k}, sb[2] = {k, n}, sc[2] = {m, n};
-    alloy_array a = alloy_array_contiguous(ba, 0, ALLOY_F32, 2, sa);
-    alloy_array b = alloy_array_contiguous(bb, 0, ALLOY_F32, 2, sb);
-    alloy_array cc = alloy_array_contiguous(bc, 0, ALLOY_F32, 2, sc);
+    const alloy_dtype t = f64 ? ALLOY_F64 : ALLOY_F32;
+    alloy_array a = alloy_array_contiguous(ba, 0, t, 2, sa);
+    alloy_array b = alloy_array_contiguous(bb, 0, t, 2, sb);
+    alloy_array cc = alloy_array_contiguous(bc, 0, t, 2, sc);
     alloy_matmul_desc d = alloy_matmul_desc_default();
     double best = 1e30;
     for (int r = 0, reps = gemm_reps(m, n, k); r < reps; r++) {
@@ -110,52 +113,69 @@ static double run_alloy_gemm(ctx *c, alloy_buffer *ba, alloy_buffer *bb, alloy_b
     return best;
 }
 
-static double run_blas_gemm(const float *a, const float *b, float *c, int m, int n, int k)
+static double run_blas_gemm(int f64, const void *a, const void *b, void *c, int m, int n, int k)
 {
     double best = 1e30;
     for (int r = 0, reps = gemm_reps(m, n, k); r < reps; r++) {
         double t0 = now();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, a, k, b, n, 0.0f, c,
-                    n);
+        if (f64)
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0, a, k, b, n, 0.0, c,
+                        n);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, a, k, b, n, 0.0f,
+                        c, n);
         double t = now() - t0;
         best = t < best ? t : best;
     }
     return best;
 }
 
-/* One sgemm row: C (m x n) = A (m x k) B (k x n), row-major, alloy's C and OpenBLAS's
- * in buffers from the same allocator. Returns nonzero when the results differ. */
-static int sgemm_case(ctx *c, int m, int n, int k, int pairs)
+/* One sgemm (dgemm for f64) row: C (m x n) = A (m x k) B (k x n), row-major, alloy's C
+ * and OpenBLAS's in buffers from the same allocator. Returns nonzero when the results
+ * differ. */
+static int gemm_case(ctx *c, int f64, int m, int n, int k, int pairs)
 {
-    size_t as = sizeof(float) * (size_t)m * (size_t)k, bs = sizeof(float) * (size_t)k * (size_t)n,
-           cs = sizeof(float) * (size_t)m * (size_t)n;
+    const size_t es = f64 ? sizeof(double) : sizeof(float);
+    size_t as = es * (size_t)m * (size_t)k, bs = es * (size_t)k * (size_t)n,
+           cs = es * (size_t)m * (size_t)n;
     alloy_buffer *ba, *bb, *bc, *br;
     check(alloy_buffer_create(c->dev, as, ALLOY_MEMORY_HOST, &ba), "buf");
     check(alloy_buffer_create(c->dev, bs, ALLOY_MEMORY_HOST, &bb), "buf");
     check(alloy_buffer_create(c->dev, cs, ALLOY_MEMORY_HOST, &bc), "buf");
     check(alloy_buffer_create(c->dev, cs, ALLOY_MEMORY_HOST, &br), "buf");
-    float *a = alloy_buffer_contents(ba), *b = alloy_buffer_contents(bb);
-    float *ref = alloy_buffer_contents(br);
+    void *a = alloy_buffer_contents(ba), *b = alloy_buffer_contents(bb);
+    void *ref = alloy_buffer_contents(br);
     unsigned seed = 12345;
-    for (size_t i = 0; i < (size_t)m * (size_t)k; i++)
-        a[i] = (float)next_value(&seed);
-    for (size_t i = 0; i < (size_t)k * (size_t)n; i++)
-        b[i] = (float)next_value(&seed);
+    for (size_t i = 0; i < (size_t)m * (size_t)k; i++) {
+        double v = next_value(&seed);
+        if (f64)
+            ((double *)a)[i] = v;
+        else
+            ((float *)a)[i] = (float)v;
+    }
+    for (size_t i = 0; i < (size_t)k * (size_t)n; i++) {
+        double v = next_value(&seed);
+        if (f64)
+            ((double *)b)[i] = v;
+        else
+            ((float *)b)[i] = (float)v;
+    }
     double ra[101], rb[101];
     for (int p = 0; p < pairs; p++) {
-        ra[p] = run_alloy_gemm(c, ba, bb, bc, m, n, k);
-        rb[p] = run_blas_gemm(a, b, ref, m, n, k);
+        ra[p] = run_alloy_gemm(c, f64, ba, bb, bc, m, n, k);
+        rb[p] = run_blas_gemm(f64, a, b, ref, m, n, k);
     }
     double scale;
-    double err = max_diff(alloy_buffer_contents(bc), ref, (size_t)m * (size_t)n, &scale);
-    int bad = err > 1e-4 * scale * sqrt((double)k);
+    double err = max_diff(f64, alloy_buffer_contents(bc), ref, (size_t)m * (size_t)n, &scale);
+    int bad = err > (f64 ? 1e-12 : 1e-4) * scale * sqrt((double)k);
+    const char p = f64 ? 'd' : 's';
     if (bad)
-        fprintf(stderr, "sgemm %dx%dx%d: alloy differs from OpenBLAS by %g\n", m, n, k, err);
+        fprintf(stderr, "%cgemm %dx%dx%d: alloy differs from OpenBLAS by %g\n", p, m, n, k, err);
     char name[48];
     if (m == n && n == k)
-        snprintf(name, sizeof name, "sgemm %d", n);
+        snprintf(name, sizeof name, "%cgemm %d", p, n);
     else
-        snprintf(name, sizeof name, "sgemm %dx%dx%d", m, n, k);
+        snprintf(name, sizeof name, "%cgemm %dx%dx%d", p, m, n, k);
     report(name, 2.0 * m * (double)n * k, ra, rb, pairs);
     alloy_buffer_destroy(ba);
     alloy_buffer_destroy(bb);
@@ -378,9 +398,9 @@ static int scaling_case(ctx *one, ctx *all, int n, int pairs)
     const struct timespec pause = {0, 20 * 1000 * 1000};
     for (int p = 0; p < pairs; p++) {
         nanosleep(&pause, NULL);
-        ra[p] = run_alloy_gemm(all, b2[0], b2[1], b2[2], n, n, n);
+        ra[p] = run_alloy_gemm(all, 0, b2[0], b2[1], b2[2], n, n, n);
         nanosleep(&pause, NULL);
-        rb[p] = run_alloy_gemm(one, b1[0], b1[1], b1[2], n, n, n);
+        rb[p] = run_alloy_gemm(one, 0, b1[0], b1[1], b1[2], n, n, n);
     }
     int bad = memcmp(alloy_buffer_contents(b1[2]), alloy_buffer_contents(b2[2]), bytes) != 0;
     if (bad)
@@ -446,7 +466,7 @@ int main(int argc, char **argv)
             {4096, 1, 4096}, {4096, 8, 4096}, {1, 4096, 4096}, {8, 1024, 1024},  {64, 1024, 1024},
             {64, 64, 64},    {100, 100, 100}, {300, 300, 300}};
         for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
-            if (sgemm_case(&c, shapes[i][0], shapes[i][1], shapes[i][2], pairs))
+            if (gemm_case(&c, 0, shapes[i][0], shapes[i][1], shapes[i][2], pairs))
                 return 1;
         alloy_queue_destroy(c.q);
         alloy_device_close(c.dev);
@@ -454,7 +474,10 @@ int main(int argc, char **argv)
     }
     const int sizes[3] = {256, 1024, 2048};
     for (int si = 0; si < 3; si++)
-        if (sgemm_case(&c, sizes[si], sizes[si], sizes[si], pairs))
+        if (gemm_case(&c, 0, sizes[si], sizes[si], sizes[si], pairs))
+            return 1;
+    for (int si = 0; si < 3; si++)
+        if (gemm_case(&c, 1, sizes[si], sizes[si], sizes[si], pairs))
             return 1;
     const int lsizes[2] = {1024, 2048};
     for (int si = 0; si < 2; si++)
