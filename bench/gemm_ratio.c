@@ -8,7 +8,8 @@
  * sgetrf n = 1024, 2048 (LAPACKE), strsm and dtrsm (left, lower) 1024 x 256 and 2048 x 2048; with
  * `shapes`, skinny and small sgemm shapes instead; with `scaling`, alloy alone: one worker
  * against all of them on sgemm 64, 128, 256, 1024, 2048 (the ratio is the speedup). Results are
- * checked once against OpenBLAS's (scaling: the two devices' bits against each other). */
+ * checked once against OpenBLAS's (scaling: the two devices' bits against each other).
+ * ALLOY_BENCH_KERNEL=avx2 (or portable, avx512) forces alloy's microkernel set. */
 #include "alloy.h"
 
 #include <cblas.h>
@@ -415,11 +416,29 @@ static int scaling_case(ctx *one, ctx *all, int n, int pairs)
     return bad;
 }
 
+/* ALLOY_BENCH_KERNEL=avx2|portable|avx512 forces alloy's microkernels (to compare the
+ * AVX2 set with OpenBLAS's Haswell kernel on an AVX-512 machine, say). */
+static alloy_cpu_kernel bench_kernel(void)
+{
+    const char *k = getenv("ALLOY_BENCH_KERNEL");
+    if (!k || !*k)
+        return ALLOY_CPU_KERNEL_AUTO;
+    if (!strcmp(k, "avx2"))
+        return ALLOY_CPU_KERNEL_AVX2;
+    if (!strcmp(k, "avx512"))
+        return ALLOY_CPU_KERNEL_AVX512;
+    if (!strcmp(k, "portable"))
+        return ALLOY_CPU_KERNEL_PORTABLE;
+    fprintf(stderr, "ALLOY_BENCH_KERNEL: unknown kernel set %s\n", k);
+    exit(2);
+}
+
 static void open_ctx(ctx *c, int workers)
 {
     alloy_device_desc dd = alloy_device_desc_default();
     dd.backend = ALLOY_BACKEND_CPU;
     dd.cpu_workers = workers;
+    dd.cpu_kernel = bench_kernel();
     check(alloy_device_open(&dd, &c->dev), "device");
     check(alloy_queue_create(c->dev, &c->q), "queue");
 }

@@ -1,5 +1,6 @@
 /* AVX2 + FMA microkernels: f32 6 x 16 and f64 6 x 8, 12 ymm accumulators each, written once
- * in ukernel_avx2.inc and included here per precision with the skinny kernel. */
+ * in ukernel_avx2.inc and included here per precision with the panel kernel
+ * (ukernel_panel.inc) and the skinny kernel. */
 #include "kernels.h"
 
 #include <immintrin.h>
@@ -22,7 +23,9 @@
 #define VLOAD _mm256_load_ps
 #define VBCAST _mm256_broadcast_ss
 #define SFMA fmaf
+#define VSTORE1(p, v) _mm_store_ss(p, _mm256_castps256_ps128(v))
 #include "ukernel_avx2.inc"
+#include "ukernel_panel.inc"
 /* the first n (< L) lanes, nothing past them touched */
 #define LANES_F32(n)                                                                               \
     _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
@@ -44,6 +47,7 @@
 #undef VLOAD
 #undef VBCAST
 #undef SFMA
+#undef VSTORE1
 
 #define T double
 #define SUF f64
@@ -57,7 +61,9 @@
 #define VLOAD _mm256_load_pd
 #define VBCAST _mm256_broadcast_sd
 #define SFMA fma
+#define VSTORE1(p, v) _mm_store_sd(p, _mm256_castpd256_pd128(v))
 #include "ukernel_avx2.inc"
+#include "ukernel_panel.inc"
 #define LANES_F64(n) _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3))
 #define VLOADN(p, n) _mm256_maskload_pd(p, LANES_F64(n))
 #define VSTOREN(p, v, n) _mm256_maskstore_pd(p, LANES_F64(n), v)
@@ -77,12 +83,13 @@
 #undef VLOAD
 #undef VBCAST
 #undef SFMA
+#undef VSTORE1
 
 static const alloy__cpu_kernels avx2 = {
     "avx2",
     ALLOY_CPU_KERNEL_AVX2,
-    {MR, 16, KC, 120, 512, 120, 4, 0},
-    {MR, 8, KC, 96, 256, 96, 2, 0},
+    {MR, 16, KC, 120, 512, 120, 4, 2048},
+    {MR, 8, KC, 96, 256, 96, 2, 1024},
     ukr_f32,
     ukr_f64,
     NULL,
@@ -99,8 +106,8 @@ static const alloy__cpu_kernels avx2 = {
     alloy__thin_f64_avx2,
     NULL,
     NULL,
-    NULL,
-    NULL,
+    ukr_panel_f32,
+    ukr_panel_f64,
 };
 
 const alloy__cpu_kernels *alloy__cpu_kernels_avx2(void) { return &avx2; }

@@ -49,25 +49,6 @@
     while (k < kc)                                                                                 \
     KSTEP
 
-/* The panel kernel's k loop around its KSTEP: over the first 8 * MR steps, the next call's C
- * micro-tile (c_next, the one below, or NULL) into L1, a line every fourth step (its two
- * lines a row: 64 bytes of each of MR rows, twice); and with a `next` hint, kc * 16 bytes
- * of it into L2, a line every fourth step, as in K_LOOP. Neither changes a result. */
-#define PANEL_LOOP                                                                                 \
-    for (; k + 4 <= kc;) {                                                                         \
-        if (c_next && k < 8 * MR) {                                                                \
-            const int64_t li = k / 4;                                                              \
-            _mm_prefetch((const char *)(c_next + (li >> 1) * ldc) + 64 * (li & 1), _MM_HINT_T0);   \
-        }                                                                                          \
-        if (pf) {                                                                                  \
-            _mm_prefetch(pf, _MM_HINT_T1);                                                         \
-            pf += 4 * ALLOY__UKR_PREFETCH_PER_K;                                                   \
-        }                                                                                          \
-        KSTEP KSTEP KSTEP KSTEP                                                                    \
-    }                                                                                              \
-    while (k < kc)                                                                                 \
-    KSTEP
-
 /* the first n (< L) lanes of the skinny kernel's leftover columns, nothing past them
  * touched */
 #define VLOADN(p, n) VMLOADZ((M)((1u << (n)) - 1), p)
@@ -88,6 +69,7 @@
 #define VFMA _mm512_fmadd_ps
 #define VSTORE1(p, v) _mm_store_ss(p, _mm512_castps512_ps128(v))
 #include "ukernel_avx512.inc"
+#include "ukernel_panel.inc"
 #define SFMA fmaf
 #include "skinny.inc"
 #undef M
@@ -121,6 +103,7 @@
 #define VFMA _mm512_fmadd_pd
 #define VSTORE1(p, v) _mm_store_sd(p, _mm512_castpd512_pd128(v))
 #include "ukernel_avx512.inc"
+#include "ukernel_panel.inc"
 #define SFMA fma
 #include "skinny.inc"
 #undef M
