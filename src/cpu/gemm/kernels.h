@@ -28,6 +28,16 @@
 
 #define ALLOY__UKR_PREFETCH_PER_K 16
 
+/* A prefetch hint from a vector kernel. With ALLOY_PREFETCH_CHECK (the CMake option of the
+ * same name, for sanitizer builds) it is a one-byte read instead, so that AddressSanitizer
+ * reports a hint that points past its object: the drivers promise every `next` and
+ * `c_next` hint lies inside the object it names. Results are the same either way. */
+#ifdef ALLOY_PREFETCH_CHECK
+#define ALLOY__PREFETCH(p, hint) ((void)*(const volatile char *)(p))
+#else
+#define ALLOY__PREFETCH(p, hint) _mm_prefetch((const char *)(p), hint)
+#endif
+
 typedef void (*alloy__ukr_f32)(int64_t kc, const float *a, int64_t lda, const float *b, float *acc,
                                int64_t ldacc, int accumulate, const void *next);
 typedef void (*alloy__ukr_f64)(int64_t kc, const double *a, int64_t lda, const double *b,

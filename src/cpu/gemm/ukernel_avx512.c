@@ -18,15 +18,21 @@
  * would wait on it). Past the tile's last column the lines are another tile's, or none:
  * a prefetch neither faults nor changes a result. Only when this call accumulates: the
  * next call of its sweep then loads C too (in the first K block nobody reads C). */
+#ifdef ALLOY_PREFETCH_CHECK
+/* (kernels.h lets a kernel hint the columns right of its C micro-tile, which for a row's
+ * last tile may lie past C: not checked) */
+#define PREFETCH_NEXT_C
+#else
 #define PREFETCH_NEXT_C                                                                            \
     if (accumulate && k + 2 * MR >= kc) {                                                          \
         const char *r = (const char *)(acc + 2 * L + ((kc - k) / 2 - 2) * ldacc);                  \
         const int64_t row = ldacc * (int64_t)sizeof(T);                                            \
-        _mm_prefetch(r, _MM_HINT_T0);                                                              \
-        _mm_prefetch(r + 64, _MM_HINT_T0);                                                         \
-        _mm_prefetch(r + row, _MM_HINT_T0);                                                        \
-        _mm_prefetch(r + row + 64, _MM_HINT_T0);                                                   \
+        ALLOY__PREFETCH(r, _MM_HINT_T0);                                                           \
+        ALLOY__PREFETCH(r + 64, _MM_HINT_T0);                                                      \
+        ALLOY__PREFETCH(r + row, _MM_HINT_T0);                                                     \
+        ALLOY__PREFETCH(r + row + 64, _MM_HINT_T0);                                                \
     }
+#endif
 
 /* The k loop of the packed kernels around their KSTEP (one k step; advances b and k): with
  * a `next` hint, kc * 16 bytes of it into L2, one 64-byte line every fourth step; and the
@@ -36,7 +42,7 @@
     if (next) {                                                                                    \
         const char *pf = (const char *)next;                                                       \
         for (; k + 4 <= kc; pf += 4 * ALLOY__UKR_PREFETCH_PER_K) {                                 \
-            _mm_prefetch(pf, _MM_HINT_T1);                                                         \
+            ALLOY__PREFETCH(pf, _MM_HINT_T1);                                                      \
             PREFETCH_NEXT_C                                                                        \
             KSTEP KSTEP KSTEP KSTEP                                                                \
         }                                                                                          \
