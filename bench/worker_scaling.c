@@ -4,7 +4,8 @@
  *   worker_scaling [pairs] [workers]   (default 5 pairs; workers 0: one per core)
  * For f32 and f64 at n = 512, 1024, 2048, 4096 it runs the two devices in interleaved
  * pairs, each side the best of 2-3 timings (commit to the end of wait), and prints the
- * median GFLOPS of each and the median speedup with its spread over the pairs. */
+ * median GFLOPS of each and the median speedup with its spread over the pairs.
+ * ALLOY_BENCH_KERNEL=avx2 (or portable, avx512) forces alloy's microkernel set. */
 #include "alloy.h"
 
 #include <stdio.h>
@@ -39,12 +40,29 @@ typedef struct side {
     alloy_buffer *a, *b, *c;
 } side;
 
+/* ALLOY_BENCH_KERNEL=avx2|avx512|portable forces alloy's microkernel set, as in gemm_ratio. */
+static alloy_cpu_kernel bench_kernel(void)
+{
+    const char *k = getenv("ALLOY_BENCH_KERNEL");
+    if (!k || !*k)
+        return ALLOY_CPU_KERNEL_AUTO;
+    if (!strcmp(k, "avx2"))
+        return ALLOY_CPU_KERNEL_AVX2;
+    if (!strcmp(k, "avx512"))
+        return ALLOY_CPU_KERNEL_AVX512;
+    if (!strcmp(k, "portable"))
+        return ALLOY_CPU_KERNEL_PORTABLE;
+    fprintf(stderr, "ALLOY_BENCH_KERNEL: unknown kernel set %s\n", k);
+    exit(2);
+}
+
 static side side_open(int workers, alloy_dtype t, int n)
 {
     side s;
     alloy_device_desc d = alloy_device_desc_default();
     d.backend = ALLOY_BACKEND_CPU;
     d.cpu_workers = workers;
+    d.cpu_kernel = bench_kernel();
     check(alloy_device_open(&d, &s.dev), "device");
     check(alloy_queue_create(s.dev, &s.q), "queue");
     const size_t bytes = alloy_dtype_size(t) * (size_t)n * (size_t)n;

@@ -104,9 +104,10 @@ int64_t alloy__lu_leaf_f64_avx512(double *a, int64_t lda, int64_t m, int64_t n, 
  *                    + sum over k = 0 .. kc-1, in that order, of A(i, k) * b[k*NR + j]
  * for i < MR, j < NR, each step one FMA (the microkernel's chains, so the same bits), C
  * in place. With a_copy NULL, A(i, k) is a[k * MR + i] (lda unused): A's sliver k-major,
- * so that a step's MR values share one or two lines streamed from L2 (48 bytes a step at
- * MR 12 f32, against the 128 of a B sliver's step: the B sliver stays in L1 and the A
- * slivers stream past it, the reverse of the microkernel's order). With a_copy, A(i, k)
+ * so that a step's MR values share one or two lines streamed from L2 (AVX-512 f32: 48
+ * bytes a step at MR 12, against the 128 of a B sliver's step; AVX2 f32: 24 against 64):
+ * the B sliver stays in L1 and the A slivers stream past it, the reverse of the
+ * microkernel's order). With a_copy, A(i, k)
  * is a[i * lda + k], A read in place (any lda, 0 too: broadcast rows), and the kernel
  * also writes the k-major copy to a_copy. With negate (only with a_copy), both what it
  * multiplies and the copy are -A(i, k): exact, as when the solvers pack -A. c_next (the
