@@ -24,11 +24,17 @@
 #define VBCAST _mm256_broadcast_ss
 #define SFMA fmaf
 #define VSTORE1(p, v) _mm_store_ss(p, _mm256_castps256_ps128(v))
-#include "ukernel_avx2.inc"
-#include "ukernel_panel.inc"
 /* the first n (< L) lanes, nothing past them touched */
 #define LANES_F32(n)                                                                               \
     _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+#define LANES LANES_F32
+#define VMLOAD _mm256_maskload_ps
+#define VMSTORE _mm256_maskstore_ps
+#include "ukernel_avx2.inc"
+#include "ukernel_panel.inc"
+#undef LANES
+#undef VMLOAD
+#undef VMSTORE
 #define VLOADN(p, n) _mm256_maskload_ps(p, LANES_F32(n))
 #define VSTOREN(p, v, n) _mm256_maskstore_ps(p, LANES_F32(n), v)
 #include "skinny.inc"
@@ -62,9 +68,15 @@
 #define VBCAST _mm256_broadcast_sd
 #define SFMA fma
 #define VSTORE1(p, v) _mm_store_sd(p, _mm256_castpd256_pd128(v))
+#define LANES_F64(n) _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3))
+#define LANES LANES_F64
+#define VMLOAD _mm256_maskload_pd
+#define VMSTORE _mm256_maskstore_pd
 #include "ukernel_avx2.inc"
 #include "ukernel_panel.inc"
-#define LANES_F64(n) _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3))
+#undef LANES
+#undef VMLOAD
+#undef VMSTORE
 #define VLOADN(p, n) _mm256_maskload_pd(p, LANES_F64(n))
 #define VSTOREN(p, v, n) _mm256_maskstore_pd(p, LANES_F64(n), v)
 #include "skinny.inc"
@@ -94,8 +106,8 @@ static const alloy__cpu_kernels avx2 = {
     ukr_f64,
     NULL,
     NULL,
-    NULL,
-    NULL,
+    ukr_direct_f32,
+    ukr_direct_f64,
     alloy__norm_row_f32_avx2,
     alloy__norm_row_f64_avx2,
     gemv_f32,
