@@ -11,6 +11,7 @@
  * checked once against OpenBLAS's (scaling: the two devices' bits against each other).
  * ALLOY_BENCH_KERNEL=avx2 (or portable, avx512) forces alloy's microkernel set. */
 #include "alloy.h"
+#include "bench_util.h"
 
 #include <cblas.h>
 #include <lapacke.h>
@@ -20,31 +21,10 @@
 #include <string.h>
 #include <time.h>
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 typedef struct ctx {
     alloy_device *dev;
     alloy_queue *q;
 } ctx;
-
-static void check(alloy_status s, const char *what)
-{
-    if (s != ALLOY_OK) {
-        fprintf(stderr, "%s: %s (%s)\n", what, alloy_status_string(s), alloy_last_error());
-        exit(1);
-    }
-}
 
 /* The inputs' values: a linear congruential sequence mapped to [-0.5, 0.5). */
 static double next_value(unsigned *seed)
@@ -53,15 +33,28 @@ static double next_value(unsigned *seed)
     return (double)((*seed >> 8) & 0xffff) / 65536.0 - 0.5;
 }
 
+/* Element i of an f64 (f64 set) or f32 array, stored from a double. */
+static void put(void *p, int f64, size_t i, double v)
+{
+    if (f64)
+        ((double *)p)[i] = v;
+    else
+        ((float *)p)[i] = (float)v;
+}
+
+static double get(const void *p, int f64, size_t i)
+{
+    return f64 ? ((const double *)p)[i] : (double)((const float *)p)[i];
+}
+
 /* Largest |got - want| over n floats (f64: doubles); *scale: the largest |want|. */
 static double max_diff(int f64, const void *got, const void *want, size_t n, double *scale)
 {
     double err = 0;
     *scale = 0;
     for (size_t i = 0; i < n; i++) {
-        double g = f64 ? ((const double *)got)[i] : ((const float *)got)[i];
-        double w = f64 ? ((const double *)want)[i] : ((const float *)want)[i];
-        err = fmax(err, fabs(g - w));
+        double w = get(want, f64, i);
+        err = fmax(err, fabs(get(got, f64, i) - w));
         *scale = fmax(*scale, fabs(w));
     }
     return err;
@@ -147,20 +140,10 @@ static int gemm_case(ctx *c, int f64, int m, int n, int k, int pairs)
     void *a = alloy_buffer_contents(ba), *b = alloy_buffer_contents(bb);
     void *ref = alloy_buffer_contents(br);
     unsigned seed = 12345;
-    for (size_t i = 0; i < (size_t)m * (size_t)k; i++) {
-        double v = next_value(&seed);
-        if (f64)
-            ((double *)a)[i] = v;
-        else
-            ((float *)a)[i] = (float)v;
-    }
-    for (size_t i = 0; i < (size_t)k * (size_t)n; i++) {
-        double v = next_value(&seed);
-        if (f64)
-            ((double *)b)[i] = v;
-        else
-            ((float *)b)[i] = (float)v;
-    }
+    for (size_t i = 0; i < (size_t)m * (size_t)k; i++)
+        put(a, f64, i, next_value(&seed));
+    for (size_t i = 0; i < (size_t)k * (size_t)n; i++)
+        put(b, f64, i, next_value(&seed));
     double ra[101], rb[101];
     for (int p = 0; p < pairs; p++) {
         ra[p] = run_alloy_gemm(c, f64, ba, bb, bc, m, n, k);
@@ -304,19 +287,10 @@ static int trsm_case(ctx *c, int f64, int m, int n, int pairs)
     for (int i = 0; i < m; i++)
         for (int j = 0; j < m; j++) {
             double v = next_value(&seed);
-            v = i == j ? 2.0 : j < i ? v / m : 0.0;
-            if (f64)
-                ((double *)a)[(size_t)i * m + j] = v;
-            else
-                ((float *)a)[(size_t)i * m + j] = (float)v;
+            put(a, f64, (size_t)i * m + j, i == j ? 2.0 : j < i ? v / m : 0.0);
         }
-    for (size_t i = 0; i < (size_t)m * (size_t)n; i++) {
-        double v = next_value(&seed);
-        if (f64)
-            ((double *)b0)[i] = v;
-        else
-            ((float *)b0)[i] = (float)v;
-    }
+    for (size_t i = 0; i < (size_t)m * (size_t)n; i++)
+        put(b0, f64, i, next_value(&seed));
     int64_t sa[2] = {m, m}, sb[2] = {m, n};
     const alloy_dtype t = f64 ? ALLOY_F64 : ALLOY_F32;
     alloy_array A = alloy_array_contiguous(ba, 0, t, 2, sa);
@@ -355,13 +329,8 @@ static int trsm_case(ctx *c, int f64, int m, int n, int pairs)
         }
         rb[p] = best;
     }
-    double err = 0, scale = 0;
-    for (size_t i = 0; i < (size_t)m * (size_t)n; i++) {
-        double got = f64 ? ((double *)x)[i] : ((float *)x)[i];
-        double want = f64 ? ((double *)ref)[i] : ((float *)ref)[i];
-        err = fmax(err, fabs(got - want));
-        scale = fmax(scale, fabs(want));
-    }
+    double scale;
+    double err = max_diff(f64, x, ref, (size_t)m * (size_t)n, &scale);
     int bad = err > (f64 ? 1e-12 : 1e-4) * scale * sqrt((double)m);
     char name[48];
     snprintf(name, sizeof name, "%ctrsm %dx%d", f64 ? 'd' : 's', m, n);
@@ -414,23 +383,6 @@ static int scaling_case(ctx *one, ctx *all, int n, int pairs)
         alloy_buffer_destroy(b2[i]);
     }
     return bad;
-}
-
-/* ALLOY_BENCH_KERNEL=avx2|portable|avx512 forces alloy's microkernels (to compare the
- * AVX2 set with OpenBLAS's Haswell kernel on an AVX-512 machine, say). */
-static alloy_cpu_kernel bench_kernel(void)
-{
-    const char *k = getenv("ALLOY_BENCH_KERNEL");
-    if (!k || !*k)
-        return ALLOY_CPU_KERNEL_AUTO;
-    if (!strcmp(k, "avx2"))
-        return ALLOY_CPU_KERNEL_AVX2;
-    if (!strcmp(k, "avx512"))
-        return ALLOY_CPU_KERNEL_AVX512;
-    if (!strcmp(k, "portable"))
-        return ALLOY_CPU_KERNEL_PORTABLE;
-    fprintf(stderr, "ALLOY_BENCH_KERNEL: unknown kernel set %s\n", k);
-    exit(2);
 }
 
 static void open_ctx(ctx *c, int workers)

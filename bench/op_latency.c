@@ -10,19 +10,13 @@
  * op (each is a sleep in wait and a wake-up). The two devices' results are compared bit
  * for bit. */
 #include "alloy.h"
+#include "bench_util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
 
 static long sleeps(void)
 {
@@ -32,20 +26,6 @@ static long sleeps(void)
         return u.ru_nvcsw;
 #endif
     return 0;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static void check(alloy_status s, const char *what)
-{
-    if (s != ALLOY_OK) {
-        fprintf(stderr, "%s: %s (%s)\n", what, alloy_status_string(s), alloy_last_error());
-        exit(1);
-    }
 }
 
 typedef enum { MATMUL, TRSM, NORM } kind;

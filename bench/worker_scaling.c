@@ -7,54 +7,18 @@
  * median GFLOPS of each and the median speedup with its spread over the pairs.
  * ALLOY_BENCH_KERNEL=avx2 (or portable, avx512) forces alloy's microkernel set. */
 #include "alloy.h"
+#include "bench_util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static void check(alloy_status s, const char *what)
-{
-    if (s != ALLOY_OK) {
-        fprintf(stderr, "%s: %s (%s)\n", what, alloy_status_string(s), alloy_last_error());
-        exit(1);
-    }
-}
-
 typedef struct side {
     alloy_device *dev;
     alloy_queue *q;
     alloy_buffer *a, *b, *c;
 } side;
-
-/* ALLOY_BENCH_KERNEL=avx2|avx512|portable forces alloy's microkernel set, as in gemm_ratio. */
-static alloy_cpu_kernel bench_kernel(void)
-{
-    const char *k = getenv("ALLOY_BENCH_KERNEL");
-    if (!k || !*k)
-        return ALLOY_CPU_KERNEL_AUTO;
-    if (!strcmp(k, "avx2"))
-        return ALLOY_CPU_KERNEL_AVX2;
-    if (!strcmp(k, "avx512"))
-        return ALLOY_CPU_KERNEL_AVX512;
-    if (!strcmp(k, "portable"))
-        return ALLOY_CPU_KERNEL_PORTABLE;
-    fprintf(stderr, "ALLOY_BENCH_KERNEL: unknown kernel set %s\n", k);
-    exit(2);
-}
 
 static side side_open(int workers, alloy_dtype t, int n)
 {
